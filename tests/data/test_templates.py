@@ -1,0 +1,260 @@
+"""Reasoning templates rendered against golden strings, plus the SFT / GRPO dataset shapes."""
+
+import re
+
+import pytest
+from datasets import Dataset
+from trl.data_utils import is_conversational
+
+from affect_rl.data import (
+    TEMPLATE_TASKS,
+    render_prompt,
+    render_system_prompt,
+    render_target,
+    to_grpo_dataset,
+    to_sft_dataset,
+    validate_rows,
+)
+from affect_rl.errors import ConfigError, DataError
+
+ROWS = {
+    "emotion": {
+        "id": "e1",
+        "text": "My sister got the job she wanted for years.",
+        "emotions": ["happy", "proud"],
+        "context": "We grew up poor.",
+    },
+    "facial": {
+        "id": "f1",
+        "description": "Cheeks raised, lip corners pulled up.",
+        "aus": [6, 12, 25],
+        "emotion": "happiness",
+    },
+    "empathy": {
+        "id": "p1",
+        "messages": [
+            {"role": "user", "content": "I failed my driving test again."},
+            {"role": "assistant", "content": "Oh no."},
+            {"role": "user", "content": "I feel stupid."},
+        ],
+        "persona": "A 17-year-old student.",
+        "emotion": "ashamed",
+        "reference": "That sounds really discouraging.",
+    },
+}
+
+R1_SYSTEM_LIST = (
+    "You are an emotion reasoning assistant. Think briefly, then answer with 1-3 emotion words separated by commas. "
+    "Use exactly this format:\n<think>your reasoning</think>\n<answer>word1, word2</answer>"
+)
+R1_SYSTEM_LABEL = (
+    "You are an emotion reasoning assistant. Think briefly, then answer with one emotion label. "
+    "Use exactly this format:\n<think>your reasoning</think>\n<answer>label</answer>"
+)
+FACIAL_COT_SYSTEM = (
+    "You are a facial expression analyst. Use exactly this format:\n"
+    '<think>Key observations: each active AU as "AU12 (lip corner puller)" and the emotion it signals.\n'
+    "Overall interpretation: how they combine.\nConclusion: the emotion.</think>\n<answer>label</answer>"
+)
+KARDIA_SYSTEM = (
+    "You are an empathetic listener. Use exactly this format:\n"
+    "<understanding>what the speaker feels and why</understanding>\n<reasoning>how to respond</reasoning>\n"
+    "<emotion>label</emotion>\n<response>your reply</response>"
+)
+CALIBRATED_SYSTEM = (
+    "You are an emotion reasoning assistant. Think briefly, answer with one emotion label, then give your "
+    "confidence (0 to 1) that it is right. Use exactly this format:\n"
+    "<think>your reasoning</think>\n<answer>label</answer>\n<confidence>0.85</confidence>"
+)
+EMOTION_USER = (
+    "Context: We grew up poor.\nSituation: My sister got the job she wanted for years.\n"
+    "Which emotions does the person feel? List 1-3 emotion words."
+)
+FACIAL_USER = (
+    "Face: Cheeks raised, lip corners pulled up.\n"
+    "Which facial Action Units are active (e.g. AU12) and which emotion do they show?"
+)
+EMPATHY_CONVERSATION = (
+    "Speaker's persona: A 17-year-old student.\nConversation:\nSpeaker: I failed my driving test again.\n"
+    "Listener: Oh no.\nSpeaker: I feel stupid.\n"
+)
+FACIAL_OBSERVATIONS = (
+    "AU6 (cheek raiser) signals happiness; AU12 (lip corner puller) signals happiness and contempt; "
+    "AU25 (lips part) signals no single emotion."
+)
+FACIAL_PROTOTYPE = "Together they form the EMFACS happiness prototype (AU6+AU12)."
+
+GOLDEN = {
+    ("r1", "emotion"): (
+        R1_SYSTEM_LIST,
+        EMOTION_USER,
+        "<think>The situation suggests the person feels happy and proud.</think>\n<answer>happy, proud</answer>",
+    ),
+    ("r1", "facial"): (
+        R1_SYSTEM_LABEL,
+        FACIAL_USER,
+        f"<think>{FACIAL_OBSERVATIONS} {FACIAL_PROTOTYPE}</think>\n<answer>happiness</answer>",
+    ),
+    ("r1", "empathy"): (
+        R1_SYSTEM_LABEL,
+        EMPATHY_CONVERSATION + "Name the speaker's emotion.",
+        "<think>The speaker feels ashamed. Persona: A 17-year-old student.</think>\n<answer>ashamed</answer>",
+    ),
+    ("facial_cot", "facial"): (
+        FACIAL_COT_SYSTEM,
+        FACIAL_USER,
+        f"<think>Key observations: {FACIAL_OBSERVATIONS}\nOverall interpretation: {FACIAL_PROTOTYPE}\n"
+        "Conclusion: the face shows happiness.</think>\n<answer>happiness</answer>",
+    ),
+    ("kardia", "empathy"): (
+        KARDIA_SYSTEM,
+        EMPATHY_CONVERSATION + "Name the speaker's emotion and write a supportive reply.",
+        "<understanding>The speaker feels ashamed. Persona: A 17-year-old student.</understanding>\n"
+        "<reasoning>A good reply acknowledges that they feel ashamed, shows understanding that fits their persona "
+        "and offers support.</reasoning>\n<emotion>ashamed</emotion>\n"
+        "<response>That sounds really discouraging.</response>",
+    ),
+    ("calibrated", "facial"): (
+        CALIBRATED_SYSTEM,
+        FACIAL_USER,
+        f"<think>{FACIAL_OBSERVATIONS} {FACIAL_PROTOTYPE}</think>\n<answer>happiness</answer>\n"
+        "<confidence>0.90</confidence>",
+    ),
+    ("calibrated", "empathy"): (
+        CALIBRATED_SYSTEM,
+        EMPATHY_CONVERSATION + "Name the speaker's emotion.",
+        "<think>The speaker feels ashamed. Persona: A 17-year-old student.</think>\n<answer>ashamed</answer>\n"
+        "<confidence>0.90</confidence>",
+    ),
+}
+
+
+def test_golden_strings_cover_every_template_and_task_pair():
+    assert sorted(GOLDEN) == sorted((template, task) for template, tasks in TEMPLATE_TASKS.items() for task in tasks)
+
+
+@pytest.mark.parametrize("template, task", sorted(GOLDEN))
+def test_prompt_and_target_match_golden_strings(template, task):
+    system, user, target = GOLDEN[(template, task)]
+    row = validate_rows([ROWS[task]], task, "golden")[0]
+    assert render_prompt(row, task, template) == [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user},
+    ]
+    assert render_target(row, task, template) == target
+
+
+R1_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)  # R1-Omni's format reward
+
+
+@pytest.mark.parametrize(
+    "template, tags, target_pattern",
+    [
+        ("r1", ["<think>", "</think>", "<answer>", "</answer>"], R1_FORMAT),
+        (
+            "facial_cot",
+            ["<think>", "Key observations:", "Overall interpretation:", "Conclusion:", "<answer>"],
+            re.compile(
+                r"<think>Key observations: .+\nOverall interpretation: .+\nConclusion: .+</think>\n<answer>.+</answer>"
+            ),
+        ),
+        (
+            "kardia",
+            ["<understanding>", "<reasoning>", "<emotion>", "<response>", "</response>"],
+            re.compile(
+                r"<understanding>.+</understanding>\n<reasoning>.+</reasoning>\n<emotion>.+</emotion>\n"
+                r"<response>.+</response>"
+            ),
+        ),
+        (
+            "calibrated",
+            ["<think>", "<answer>", "<confidence>", "</confidence>"],
+            re.compile(r"<think>.+</think>\n<answer>.+</answer>\n<confidence>0\.\d+</confidence>"),
+        ),
+    ],
+)
+def test_system_prompts_state_the_tags_their_targets_use(template, tags, target_pattern):
+    for task in TEMPLATE_TASKS[template]:
+        system = render_system_prompt(task, template)
+        assert [tag for tag in tags if tag not in system] == []
+        assert target_pattern.fullmatch(render_target(ROWS[task], task, template))
+
+
+def test_rationale_replaces_the_built_reasoning():
+    emotion_row = ROWS["emotion"] | {"rationale": "Her long effort finally paid off."}
+    assert render_target(emotion_row, "emotion", "r1") == (
+        "<think>Her long effort finally paid off.</think>\n<answer>happy, proud</answer>"
+    )
+    facial_row = ROWS["facial"] | {"rationale": "A genuine Duchenne smile."}
+    assert render_target(facial_row, "facial", "facial_cot").split("\n")[1] == (
+        "Overall interpretation: A genuine Duchenne smile."
+    )
+
+
+@pytest.mark.parametrize(
+    "aus, emotion, expected_think",
+    [
+        (
+            [1, 4],
+            "sadness",
+            "AU1 (inner brow raiser) signals sadness, surprise and fear; AU4 (brow lowerer) signals sadness, fear "
+            "and anger. They cover 2 of the 3 AUs of the EMFACS sadness prototype (AU1+AU4+AU15).",
+        ),
+        ([], "neutral", "No action unit is active. These cues fit no EMFACS prototype; the face reads as neutral."),
+        (
+            [9, 28],
+            "happiness",
+            "AU9 (nose wrinkler) signals disgust; AU28 signals no single emotion. They share no AU with the EMFACS "
+            "happiness prototype (AU6+AU12), yet the face reads as happiness.",
+        ),
+    ],
+)
+def test_facial_reasoning_from_action_unit_table(aus, emotion, expected_think):
+    target = render_target({"description": "a face", "aus": aus, "emotion": emotion}, "facial", "r1")
+    assert target == f"<think>{expected_think}</think>\n<answer>{emotion}</answer>"
+
+
+def test_calibrated_target_uses_the_row_confidence():
+    row = ROWS["facial"] | {"confidence": 0.625}
+    assert render_target(row, "facial", "calibrated").endswith("<confidence>0.62</confidence>")
+
+
+def test_system_prompt_override_and_template_mismatch():
+    messages = render_prompt(ROWS["emotion"], "emotion", "r1", system_prompt="Be brief.")
+    assert messages[0] == {"role": "system", "content": "Be brief."}
+    with pytest.raises(ConfigError, match="template 'kardia' does not fit task 'emotion'"):
+        render_prompt(ROWS["emotion"], "emotion", "kardia")
+
+
+def test_rows_that_cannot_be_rendered_are_named():
+    no_reference = Dataset.from_list([ROWS["empathy"] | {"reference": None}])
+    with pytest.raises(DataError, match=r"row id 'p1': the kardia template's <response> needs the row's 'reference'"):
+        to_sft_dataset(no_reference, "empathy", "kardia")
+    image_only = {"image": "face.png", "aus": [6, 12], "emotion": "happiness"}
+    with pytest.raises(DataError, match=r"row 1: a facial row without a 'description' cannot become a text prompt"):
+        to_grpo_dataset(Dataset.from_list([image_only]), "facial", "r1")
+
+
+def test_sft_dataset_is_conversational_prompt_completion():
+    rows = validate_rows([ROWS["emotion"], ROWS["emotion"] | {"id": "e2"}], "emotion", "rows")
+    sft = to_sft_dataset(Dataset.from_list(rows), "emotion", "r1", system_prompt="S")
+    assert sft.column_names == ["prompt", "completion"]
+    assert is_conversational(sft[0])
+    assert [message["role"] for message in sft[0]["prompt"]] == ["system", "user"]
+    assert sft[0]["completion"] == [{"role": "assistant", "content": GOLDEN[("r1", "emotion")][2]}]
+
+
+@pytest.mark.parametrize(
+    "task, gold_columns",
+    [
+        ("emotion", ["id", "emotions"]),
+        ("facial", ["id", "aus", "emotion"]),
+        ("empathy", ["id", "emotion", "reference", "persona"]),
+    ],
+)
+def test_grpo_dataset_keeps_prompt_and_gold_columns(task, gold_columns):
+    rows = validate_rows([ROWS[task]], task, "rows")
+    grpo = to_grpo_dataset(Dataset.from_list(rows), task, "r1")
+    assert grpo.column_names == ["prompt", *gold_columns]
+    assert grpo[0]["prompt"] == render_prompt(rows[0], task, "r1")
+    assert {column: grpo[0][column] for column in gold_columns} == {column: rows[0][column] for column in gold_columns}
