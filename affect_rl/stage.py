@@ -1,0 +1,43 @@
+"""What every training stage does around ``trainer.train()``: resume, save, show samples."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from affect_rl.tracking import tracking_summary
+
+logger = logging.getLogger(__name__)
+
+
+def resume_checkpoint(training_args) -> str | None:
+    """The checkpoint to resume from: ``resume_from_checkpoint: last`` (or true) picks the newest
+    ``checkpoint-*`` in the output folder, if any; a path is used as given."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    requested = training_args.resume_from_checkpoint
+    if requested in (None, False, "", "false", "False"):
+        return None
+    if requested in (True, "true", "True", "last"):
+        output_dir = Path(training_args.output_dir)
+        return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    return requested
+
+
+def finish_stage(trainer, cfg, test_rows) -> None:
+    """Save the final model, tokenizer and log history; print samples and tracking hints."""
+    from affect_rl.data import render_prompt
+    from affect_rl.samples import format_samples, generate_samples
+
+    trainer.save_model(cfg.training.output_dir)
+    if not trainer.is_world_process_zero():
+        return
+    trainer.state.save_to_json(str(Path(cfg.training.output_dir) / "trainer_state.json"))
+    count = min(cfg.recipe.num_sample_prompts, len(test_rows))
+    if count:
+        prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt) for i in range(count)]
+        completions = generate_samples(trainer.model, trainer.processing_class, prompts)
+        print(format_samples(prompts, completions, f"{cfg.stage.upper()} samples on held-out prompts"))
+    print(f"Saved the {cfg.stage} model to {cfg.training.output_dir}")
+    for line in tracking_summary(cfg.training):
+        print(line)
