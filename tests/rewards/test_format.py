@@ -1,0 +1,146 @@
+"""Format and tag_count rewards: template compliance, published-regex parity, duplicates."""
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rewards
+from affect_rl.errors import ConfigError
+from rewards.format import duplicated_tags, matches_template, parse_confidence, tag_count_score
+from rewards.text import tag_span
+
+R1_REGEX = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+
+GOOD = {
+    "r1": "<think>The voice shakes.</think>\n<answer>anxious, hopeful</answer>",
+    "facial_cot": (
+        "<think>Key observations: AU12 (lip corner puller) signals happiness.\n"
+        "Overall interpretation: a genuine smile.\nConclusion: happiness.</think>\n<answer>happiness</answer>"
+    ),
+    "kardia": (
+        "<understanding>She lost her job.</understanding>\n<reasoning>Loss and worry.</reasoning>\n"
+        "<emotion>anxious</emotion>\n<response>That sounds hard.</response>"
+    ),
+    "calibrated": "<think>Brows lowered.</think>\n<answer>anger</answer>\n<confidence>0.85</confidence>",
+}
+
+
+# A facial_cot completion is also an r1 completion; nothing else overlaps.
+ACCEPTS = {"r1": {"r1", "facial_cot"}, "facial_cot": {"facial_cot"}, "kardia": {"kardia"}, "calibrated": {"calibrated"}}
+
+
+@pytest.mark.parametrize("template", sorted(GOOD))
+def test_each_template_accepts_its_examples_and_rejects_the_others(template):
+    fn = rewards.build("format", template=template)
+    scores = fn(prompts=[""] * 4, completions=[GOOD[name] for name in sorted(GOOD)])
+    assert scores == [1.0 if name in ACCEPTS[template] else 0.0 for name in sorted(GOOD)]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<think>a</think><answer>b</answer>", 1.0),
+        ("  <think>a</think>\n\n<answer>b</answer>\n", 1.0),  # surrounding whitespace is stripped
+        ("<think></think><answer></answer>", 1.0),  # the published regex allows empty spans
+        ("Sure! <think>a</think><answer>b</answer>", 0.0),  # text before the template
+        ("<think>a</think><answer>b</answer> Hope this helps.", 0.0),  # text after it
+        ("<think>a</think> so <answer>b</answer>", 0.0),  # text between the spans
+        ("<think>a<answer>b</answer>", 0.0),  # unclosed think
+        ("<answer>b</answer><think>a</think>", 0.0),  # wrong order
+        ("<think>a</think><answer>b</answer><answer>c</answer>", 0.0),  # regex matches, duplicate -1
+        ("<think>a</think><answer>b", 0.0),  # unclosed answer
+        ("<answer>b</answer><answer>c</answer>", -1.0),  # no match and duplicated
+        ([{"role": "assistant", "content": "<think>a</think><answer>b</answer>"}], 1.0),  # chat messages
+    ],
+)
+def test_r1_format_scores(text, expected):
+    assert rewards.build("format")(prompts=[""], completions=[text]) == [expected]
+
+
+def test_duplicate_penalty_zero_is_the_published_reward():
+    text = "<think>a</think><answer>happy</answer><answer>sad</answer>"
+    assert R1_REGEX.fullmatch(text)  # the published regex lets a hedged second answer through
+    assert rewards.build("format", duplicate_penalty=0.0)(prompts=[""], completions=[text]) == [1.0]
+    assert rewards.build("format", duplicate_penalty=0.5)(prompts=[""], completions=[text]) == [0.5]
+    assert duplicated_tags(text) == ["<answer>", "</answer>"]
+
+
+_PIECES = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", " ", "\n", "x", "<", ">", "/"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_r1_match_equals_the_published_regex(text):
+    assert matches_template(text) == bool(R1_REGEX.fullmatch(text.strip()))
+
+
+@pytest.mark.parametrize(
+    "think",
+    [
+        "Key observations: a\nConclusion: c\nOverall interpretation: b",  # wrong order
+        "Overall interpretation: b\nKey observations: a\nConclusion: c",  # does not start with observations
+        "Key observations: a. Overall interpretation: b\nConclusion: c",  # header not at a line start
+        "Key observations: a\nOverall interpretation: b",  # no conclusion
+    ],
+)
+def test_facial_cot_needs_the_three_headers_in_order(think):
+    text = f"<think>{think}</think><answer>joy</answer>"
+    assert rewards.build("format", template="facial_cot")(prompts=[""], completions=[text]) == [0.0]
+    assert matches_template(text, "r1")
+
+
+def test_facial_cot_headers_are_case_insensitive_and_may_follow_a_newline():
+    text = "<think>\nKEY OBSERVATIONS: AU4\n  overall interpretation: tense\nConclusion: anger</think><answer>anger</answer>"
+    assert matches_template(text, "facial_cot")
+
+
+@pytest.mark.parametrize(
+    "confidence, valid",
+    [("0.85", True), (" .5 ", True), ("0.999", True), ("0", False), ("1", False), ("1.0", False),
+     ("-0.2", False), ("85%", False), ("nan", False), ("inf", False), ("1e-3", False), ("high", False), ("", False)],
+)  # fmt: skip
+def test_calibrated_needs_a_decimal_strictly_between_zero_and_one(confidence, valid):
+    text = f"<think>t</think><answer>joy</answer><confidence>{confidence}</confidence>"
+    assert matches_template(text, "calibrated") is valid
+    assert (parse_confidence(confidence) is not None) is valid
+
+
+@pytest.mark.parametrize(
+    "text, template, expected",
+    [
+        ("<think>a</think><answer>b</answer>", "r1", 1.0),
+        ("<think>\na\n</think>\n<answer>\nb\n</answer>", "r1", 1.0),
+        ("<think>a</think>", "r1", 0.5),
+        ("<think>a<think></think><answer>b</answer>", "r1", 0.75),  # duplicated <think> earns nothing
+        ("<answer>b</answer><think>a</think>", "r1", 0.5),  # answer after think: only think's tags count
+        ("", "r1", 0.0),
+        (GOOD["facial_cot"], "facial_cot", 1.0),
+        ("<think>Key observations: x</think><answer>y</answer>", "facial_cot", 5 / 7),
+        ("<emotion>joy</emotion>", "kardia", 0.25),
+        (GOOD["kardia"], "kardia", 1.0),
+        ("<think>t</think><answer>a</answer><confidence>", "calibrated", 5 / 6),
+    ],
+)
+def test_tag_count_partial_credit(text, template, expected):
+    assert tag_count_score(text, template) == pytest.approx(expected)
+    assert rewards.build("tag_count", template=template)(prompts=[""], completions=[text]) == [pytest.approx(expected)]
+
+
+def test_span_is_the_first_closed_span():
+    assert tag_span("<answer> a </answer><answer>b</answer>", "answer") == "a"
+    assert tag_span("<answer>a<answer>b</answer>", "answer") == "a<answer>b"
+    assert tag_span("no tags", "answer") is None
+
+
+@pytest.mark.parametrize("name", ["format", "tag_count"])
+def test_unknown_template_fails_listing_the_accepted_ones(name):
+    with pytest.raises(ConfigError, match="r1, facial_cot, kardia, calibrated"):
+        rewards.build(name, template="json")
+
+
+@pytest.mark.parametrize("penalty", [-0.1, 1.5])
+def test_duplicate_penalty_outside_zero_one_fails(penalty):
+    with pytest.raises(ConfigError, match="duplicate_penalty"):
+        rewards.build("format", duplicate_penalty=penalty)
