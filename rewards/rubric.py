@@ -1,0 +1,359 @@
+"""Rubric-as-judge reward: an LLM judge behind an OpenAI-compatible server scores each completion.
+
+Sources: Kardia-R1's rubric-as-judge reward (rubric ``empathy``: relevance, empathy, persona
+consistency, safety, fluency); HumanOmniV2's judged ``context`` (0-5 / 5) and ``logic`` (five
+1-point criteria / 5) rewards; ``emotion_reasoning`` (grounded in the input, consistent with
+the answer). Rubrics, prompt and parsing: ``rewards.rubric_spec``; the server client and the
+cache: ``rewards.judge_client``.
+
+Formula: with the judge's scores ``s_d`` on scales ``[lo_d, hi_d]`` and weights ``w_d``,
+reward = sum_d w_d * (s_d - lo_d) / (hi_d - lo_d) / sum_d w_d, in [0, 1]. A completion
+without the rubric's span (e.g. no ``<response>``) scores 0 without asking the judge; a row
+without a column the rubric requires gets None. When the server fails (after retries) or its
+answer holds no valid verdict, ``on_error`` decides: ``skip`` -> None (TRL ignores the sample),
+``zero`` -> 0.0, ``raise`` -> JudgeError naming the server.
+
+The reward is an async callable (TRL's GRPOTrainer awaits it on its event-loop thread, beside
+other async rewards); ``reward.call_sync(prompts, completions, **columns)`` runs it from
+synchronous code, and ``asynchronous=False`` builds a variant whose ``__call__`` is synchronous.
+Each call logs ``judge/<rubric>/...`` metrics through TRL's ``log_metric`` (latency, cache hit
+rate, parse and request failure rates, per-dimension means) and keeps running totals on
+``reward.stats``; ``reward.last_batch`` holds the judge's raw answers of the latest call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from dataclasses import dataclass, field
+
+from affect_rl.errors import ConfigError, JudgeError
+from rewards.judge_client import JudgeCache, JudgeClient, JudgeRequestError, cache_key
+from rewards.registry import register
+from rewards.rubric_spec import Rubric, available_rubrics, conversation_text, judge_messages, load_rubric, parse_verdict
+from rewards.text import completion_text, tag_span
+
+ON_ERROR = ("skip", "zero", "raise")
+WHOLE_COMPLETION = "all"
+
+
+@dataclass
+class JudgeStats:
+    """Counters of one batch, or running totals over every batch (``merge``)."""
+
+    samples: int = 0
+    judged: int = 0  # samples that needed a verdict (span present, rubric applies)
+    cache_hits: int = 0  # judged samples served by the cache or by a duplicate in the batch
+    requests: int = 0  # verdicts asked of the server
+    parse_failures: int = 0
+    request_failures: int = 0
+    retries: int = 0
+    missing_span: int = 0
+    not_applicable: int = 0
+    latency_s_total: float = 0.0
+    latency_s_max: float = 0.0
+    scored: int = 0
+    dimension_totals: dict[str, float] = field(default_factory=dict)
+
+    def merge(self, other: JudgeStats) -> None:
+        for name, value in vars(other).items():
+            if name == "dimension_totals":
+                for key, total in value.items():
+                    self.dimension_totals[key] = self.dimension_totals.get(key, 0.0) + total
+            elif name == "latency_s_max":
+                self.latency_s_max = max(self.latency_s_max, value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        """Rates and means, each only when its denominator is non-zero."""
+        metrics = {}
+        if self.judged:
+            metrics[f"{prefix}/cache_hit_rate"] = self.cache_hits / self.judged
+        if self.requests:
+            metrics[f"{prefix}/latency_s"] = self.latency_s_total / self.requests
+            metrics[f"{prefix}/parse_failure_rate"] = self.parse_failures / self.requests
+            metrics[f"{prefix}/request_failure_rate"] = self.request_failures / self.requests
+            metrics[f"{prefix}/retries"] = float(self.retries)
+        if self.samples:
+            metrics[f"{prefix}/missing_span_rate"] = self.missing_span / self.samples
+        if self.scored:
+            for key, total in self.dimension_totals.items():
+                metrics[f"{prefix}/{key}"] = total / self.scored
+        return metrics
+
+
+@dataclass
+class JudgedSample:
+    """What happened to one completion: its reward and, when the judge was asked, why."""
+
+    reward: float | None
+    scores: dict[str, float] | None = None
+    answer: str | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class _Verdict:
+    """The judge's verdict on one distinct request: scores, or the error that replaced them."""
+
+    scores: dict[str, float] | None
+    answer: str | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class _Request:
+    """One distinct judge question of a batch (samples with equal keys share it)."""
+
+    key: str
+    messages: list[dict]
+    policy_texts: tuple[str, ...]
+
+
+class RubricReward:
+    """TRL reward function ``await reward(prompts, completions, **columns) -> list[float | None]``."""
+
+    def __init__(self, rubric: Rubric, client: JudgeClient, cache: JudgeCache | None, on_error: str, span: str | None):
+        self.rubric = rubric
+        self.client = client
+        self.cache = cache
+        self.on_error = on_error
+        self.span = span
+        # Keyed on the configured name: an empty `model` resolves at the first request, and the
+        # key must not change between batches.
+        self.key_model = client.model or f"first model at {client.base_url}"
+        self.stats = JudgeStats()
+        self.last_batch: list[JudgedSample] = []
+        self.__name__ = f"rubric_{rubric.name}"
+
+    async def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        return await self.score(prompts, completions, **columns)
+
+    async def score(self, prompts, completions, log_metric=None, log_extra=None, **columns) -> list[float | None]:
+        """The rewards of one batch; ``columns`` are the dataset's columns (TRL passes them all)."""
+        batch = JudgeStats(samples=len(completions))
+        samples: list[JudgedSample | None] = []
+        requests: dict[str, _Request] = {}
+        sample_keys: list[str | None] = []
+        for row, completion in enumerate(completions):
+            prompt = prompts[row] if prompts is not None else ""
+            outcome = self._prepare(row, prompt, completion, columns, batch)
+            if isinstance(outcome, _Request):
+                requests.setdefault(outcome.key, outcome)
+                samples.append(None)
+                sample_keys.append(outcome.key)
+            else:
+                samples.append(outcome)
+                sample_keys.append(None)
+        verdicts = await self._verdicts(requests, batch)
+        used = set()
+        for row, key in enumerate(sample_keys):
+            if key is not None:
+                # The first sample of a freshly judged key paid for the request; later ones are hits.
+                hit = verdicts[key].cached or key in used
+                used.add(key)
+                samples[row] = self._sample(verdicts[key], hit, batch)
+        self.stats.merge(batch)
+        self.last_batch = samples
+        self._log(batch, samples, log_metric, log_extra)
+        failures = [sample.error for sample in samples if sample.error]
+        if failures and self.on_error == "raise":
+            raise JudgeError(self._error_message(failures[0], len(failures)))
+        return [sample.reward for sample in samples]
+
+    def call_sync(self, prompts, completions, **columns) -> list[float | None]:
+        """Run the reward from synchronous code (in a worker thread if a loop is already running here)."""
+        coroutine = self.score(prompts, completions, **columns)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coroutine).result()
+
+    def _prepare(self, row: int, prompt, completion, columns: dict, batch: JudgeStats):
+        """A judge request for one sample, or its final JudgedSample when no judge is needed."""
+        if any(_column_value(columns, name, row) in (None, "", []) for name in self.rubric.requires):
+            batch.not_applicable += 1
+            return JudgedSample(reward=None)
+        text = completion_text(completion)
+        judged_text = text if self.span is None else tag_span(text, self.span)
+        if not judged_text:
+            batch.missing_span += 1
+            return JudgedSample(reward=0.0)
+        conversation = conversation_text(prompt)
+        inputs = [
+            {"name": name, "label": label, "text": _as_text(_column_value(columns, name, row))}
+            for name, label in self.rubric.inputs.items()
+            if _column_value(columns, name, row) not in (None, "", [])
+        ]
+        batch.judged += 1
+        key = cache_key(
+            self.rubric.name, self.rubric.fingerprint, self.key_model, conversation, judged_text,
+            [(block["name"], block["text"]) for block in inputs],
+        )  # fmt: skip
+        messages = judge_messages(self.rubric, conversation, judged_text, inputs)
+        policy_texts = (judged_text, conversation, *(block["text"] for block in inputs))
+        return _Request(key, messages, policy_texts)
+
+    async def _verdicts(self, requests: dict[str, _Request], batch: JudgeStats) -> dict[str, _Verdict]:
+        """key -> verdict for every distinct request of the batch: from the cache, else from the judge."""
+        cached = self.cache.get_many(list(requests)) if self.cache else {}
+        verdicts = {key: _Verdict(scores, cached=True) for key, scores in cached.items()}
+        missing = [request for key, request in requests.items() if key not in cached]
+        if missing:
+            retries_before = self.client.log.retries
+            async with self.client.session() as (http, semaphore):
+                answers = await asyncio.gather(
+                    *(self.client.complete(http, semaphore, request.messages) for request in missing),
+                    return_exceptions=True,
+                )
+            batch.retries += self.client.log.retries - retries_before
+            fresh = {}
+            for request, answer in zip(missing, answers):
+                verdicts[request.key] = self._read_answer(request, answer, batch)
+                if verdicts[request.key].scores is not None:
+                    fresh[request.key] = verdicts[request.key].scores
+            if self.cache:
+                self.cache.put_many(fresh)
+        return verdicts
+
+    def _read_answer(self, request: _Request, answer, batch: JudgeStats) -> _Verdict:
+        batch.requests += 1
+        if isinstance(answer, JudgeRequestError):
+            batch.request_failures += 1
+            return _Verdict(None, error=f"request failed after {answer.attempts} attempt(s): {answer}")
+        if isinstance(answer, BaseException):
+            raise answer
+        batch.latency_s_total += answer.latency_s
+        batch.latency_s_max = max(batch.latency_s_max, answer.latency_s)
+        scores = parse_verdict(answer.text, self.rubric, request.policy_texts)
+        if scores is None:
+            batch.parse_failures += 1
+            error = f"no valid verdict with keys {self.rubric.keys} in the answer {answer.text[:200]!r}"
+            return _Verdict(None, answer=answer.text, error=error)
+        return _Verdict(scores, answer=answer.text)
+
+    def _sample(self, verdict: _Verdict, hit: bool, batch: JudgeStats) -> JudgedSample:
+        """The JudgedSample of one judged completion."""
+        batch.cache_hits += hit
+        if verdict.scores is None:
+            reward = 0.0 if self.on_error == "zero" else None
+            return JudgedSample(reward=reward, answer=verdict.answer, error=verdict.error, cached=hit)
+        batch.scored += 1
+        for dimension in self.rubric.dimensions:
+            value = dimension.normalise(verdict.scores[dimension.name])
+            batch.dimension_totals[dimension.name] = batch.dimension_totals.get(dimension.name, 0.0) + value
+        reward = self.rubric.combine(verdict.scores)
+        return JudgedSample(reward=reward, scores=verdict.scores, answer=verdict.answer, cached=hit)
+
+    def _log(self, batch: JudgeStats, samples: list[JudgedSample], log_metric, log_extra) -> None:
+        if log_metric is not None:
+            for name, value in batch.metrics(f"judge/{self.rubric.name}").items():
+                log_metric(name, value)
+        if log_extra is not None:
+            log_extra(f"judge/{self.rubric.name}", [sample.answer or sample.error or "" for sample in samples])
+
+    def _error_message(self, first_failure: str, count: int) -> str:
+        return (
+            f"The {self.rubric.name!r} rubric judge at {self.client.base_url} (model {self.key_model!r}) failed on "
+            f"{count} sample(s); first: {first_failure}. Fix: start the judge server (CPU: launch/judge/serve_local.sh; "
+            f"GPU: launch/judge/serve_vllm.sh MODEL) or point the reward's base_url at a running OpenAI-compatible server; "
+            "if the server answers but not in JSON, use a larger judge model or raise max_tokens; "
+            "to train through judge failures set on_error: skip (the sample is ignored) or zero."
+        )
+
+
+class SyncRubricReward(RubricReward):
+    """The same reward with a synchronous ``__call__`` (blocks its caller while the judge answers)."""
+
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        return self.call_sync(prompts, completions, **columns)
+
+
+def _column_value(columns: dict, name: str, row: int):
+    values = columns.get(name)
+    return values[row] if isinstance(values, (list, tuple)) and row < len(values) else None
+
+
+def _as_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _check(condition: bool, option: str, value, accepted: str) -> None:
+    if not condition:
+        raise ConfigError(f"Reward 'rubric': option {option}={value!r} is invalid; {accepted}.")
+
+
+@register(
+    "rubric",
+    summary=f"LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: {', '.join(available_rubrics())}",
+    value_range=(0.0, 1.0),
+)
+def rubric_reward(
+    *,
+    rubric: str = "empathy",
+    base_url: str = "http://127.0.0.1:8000/v1",
+    base_url_env: str = "AFFECT_RL_JUDGE_URL",
+    model: str = "",
+    api_key_env: str = "AFFECT_RL_JUDGE_API_KEY",
+    max_concurrency: int = 8,
+    timeout: float = 60.0,
+    max_retries: int = 3,
+    backoff: float = 1.0,
+    on_error: str = "skip",
+    cache: bool | str = True,
+    temperature: float = 0.0,
+    max_tokens: int = 256,
+    span: str | None = None,
+    asynchronous: bool = True,
+):
+    """Rubric-as-judge reward (Kardia-R1, HumanOmniV2), in [0, 1] or None.
+
+    Args:
+        rubric: a shipped rubric (``context``, ``emotion_reasoning``, ``empathy``, ``logic``) or a rubric .yaml path.
+        base_url: the judge's OpenAI-compatible API root, e.g. ``http://judge-node:8000/v1``.
+        base_url_env: an environment variable that, when set, overrides ``base_url`` (Slurm sets it).
+        model: the served model name; empty: the first model the server lists.
+        api_key_env: environment variable holding the API key (none needed for a local server).
+        max_concurrency: requests in flight at once.
+        timeout: seconds per request; max_retries / backoff: retries with exponential backoff from ``backoff`` s.
+        on_error: ``skip`` (None), ``zero`` (0.0) or ``raise`` (JudgeError) when the judge fails or answers no verdict.
+        cache: True (in memory), False, or a path of a SQLite file shared across runs and ranks.
+        temperature, max_tokens: the judge's sampling (0 makes repeats and the cache consistent).
+        span: which tag of the completion is judged; default the rubric's, ``all`` for the whole completion.
+        asynchronous: False makes ``__call__`` synchronous (for callers that do not await).
+
+    Returns:
+        A RubricReward: ``await fn(prompts, completions, **columns) -> list[float | None]``.
+    """
+    spec = load_rubric(rubric)
+    _check(on_error in ON_ERROR, "on_error", on_error, f"accepted values: {', '.join(ON_ERROR)}")
+    _check(isinstance(max_concurrency, int) and max_concurrency >= 1, "max_concurrency", max_concurrency, "use an integer >= 1")
+    _check(isinstance(max_retries, int) and max_retries >= 0, "max_retries", max_retries, "use an integer >= 0")
+    _check(timeout > 0, "timeout", timeout, "use a number of seconds > 0")
+    _check(backoff >= 0, "backoff", backoff, "use a number of seconds >= 0")
+    _check(isinstance(max_tokens, int) and max_tokens >= 1, "max_tokens", max_tokens, "use an integer >= 1")
+    _check(isinstance(cache, (bool, str)), "cache", cache, "use true, false or a file path")
+    overriding_url = os.environ.get(base_url_env) if base_url_env else None
+    client = JudgeClient(
+        base_url=overriding_url or base_url,
+        model=model,
+        api_key=os.environ.get(api_key_env) if api_key_env else None,
+        timeout=float(timeout),
+        max_retries=max_retries,
+        backoff=float(backoff),
+        max_concurrency=max_concurrency,
+        temperature=float(temperature),
+        max_tokens=max_tokens,
+    )
+    judge_cache = JudgeCache(cache if isinstance(cache, str) else None) if cache else None
+    judged_span = None if span == WHOLE_COMPLETION else (span or spec.span)
+    reward_class = RubricReward if asynchronous else SyncRubricReward
+    return reward_class(spec, client, judge_cache, on_error, judged_span)
