@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 import rewards
 from affect_rl.errors import ConfigError, DataError
 from rewards.emotion_wheel import emotion_wheel, ew_metric
-from rewards.text import tag_span
 from rewards.wheel import load_wheel_data, split_labels, word_table
 
 
