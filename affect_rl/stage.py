@@ -30,13 +30,15 @@ def finish_stage(trainer, cfg, test_rows) -> None:
     from affect_rl.samples import format_samples, generate_samples
 
     trainer.save_model(cfg.training.output_dir)
+    count = min(cfg.recipe.num_sample_prompts, len(test_rows))
+    # Every rank generates: under ZeRO-3 each holds a shard, and generation gathers them.
+    prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
+               for i in range(count)]
+    completions = generate_samples(trainer.model, trainer.processing_class, prompts) if count else []
     if not trainer.is_world_process_zero():
         return
     trainer.state.save_to_json(str(Path(cfg.training.output_dir) / "trainer_state.json"))
-    count = min(cfg.recipe.num_sample_prompts, len(test_rows))
-    if count:
-        prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt) for i in range(count)]
-        completions = generate_samples(trainer.model, trainer.processing_class, prompts)
+    if completions:
         print(format_samples(prompts, completions, f"{cfg.stage.upper()} samples on held-out prompts"))
     print(f"Saved the {cfg.stage} model to {cfg.training.output_dir}")
     for line in tracking_summary(cfg.training):
