@@ -22,9 +22,7 @@ from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.scoring import build_reward_functions
 from affect_rl.stage import finish_stage, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
-
-ANSWER_TAGS = {"kardia": "emotion"}
-
+from rewards.format import TEMPLATES
 
 def check_vllm_available(training_args) -> None:
     """Fail early, with the way out, when the recipe asks for vLLM on a machine that cannot run it."""
@@ -52,7 +50,7 @@ def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
     # Wrap a synchronous reward: TRL runs async ones (judges) concurrently on its own loop.
     index = next((i for i, fn in enumerate(reward_fns) if not inspect.iscoroutinefunction(fn)), None)
     if index is not None:
-        reward_fns[index] = with_diagnostics(reward_fns[index], format_fn, ANSWER_TAGS.get(template, "answer"))
+        reward_fns[index] = with_diagnostics(reward_fns[index], format_fn, TEMPLATES[template].answer_tag)
     return reward_fns
 
 

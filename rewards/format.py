@@ -42,6 +42,9 @@ class Template:
     spans: tuple[str, ...]
     # Headers that must start lines of the first span, in order (facial_cot).
     headers: tuple[str, ...] = ()
+    # The spans holding the reasoning and the final label.
+    reasoning_tag: str = "think"
+    answer_tag: str = "answer"
 
     @property
     def markers(self) -> list[str]:
@@ -60,7 +63,9 @@ TEMPLATES: dict[str, Template] = {
     "facial_cot": Template(
         spans=("think", "answer"), headers=("Key observations:", "Overall interpretation:", "Conclusion:")
     ),
-    "kardia": Template(spans=("understanding", "reasoning", "emotion", "response")),
+    "kardia": Template(
+        spans=("understanding", "reasoning", "emotion", "response"), reasoning_tag="reasoning", answer_tag="emotion"
+    ),
     "calibrated": Template(spans=("think", "answer", "confidence")),
 }
 

@@ -1,0 +1,246 @@
+import json
+import math
+
+import pytest
+import torch
+
+from affect_rl.evaluate import (
+    Completions,
+    evaluate_checkpoints,
+    generate_completions,
+    score_rows,
+    summarise,
+    task_metrics,
+)
+from rewards.wheel import label_table
+
+
+def r1(think: str, answer: str) -> str:
+    return f"<think>{think}</think>\n<answer>{answer}</answer>"
+
+
+def metric_values(records, task, template, **flags) -> dict[str, float]:
+    values = {}
+    for name, metric in task_metrics(task, template, **flags).items():
+        result = metric(records)
+        values.update(result if isinstance(result, dict) else {name: result})
+    return values
+
+
+# ---- emotion ----
+
+EMOTION_GOLDS = [{"emotions": ["happy"]}, {"emotions": ["happy", "sad"]}, {"emotions": ["angry"]}, {"emotions": ["xyzzy"]}]
+EMOTION_COMPLETIONS = [
+    r1("a promotion", "happy"),
+    r1("mixed news", "happy"),
+    "I think they feel angry.",  # no tags: no answer
+    r1("unclear", "sad"),
+]
+
+
+def test_hand_picked_words_sit_in_distinct_families_on_every_wheel():
+    # Precondition of the hand computation below: happy, sad and angry never share a wheel label.
+    for level in ("level1", "level2"):
+        for wheel in range(1, 6):
+            labels = [label_table(wheel, level)[word] for word in ("happy", "sad", "angry")]
+            assert len(set(labels)) == 3
+            assert "xyzzy" not in label_table(wheel, level)
+
+
+def test_emotion_metrics_equal_hand_computed_values():
+    records = score_rows("emotion", "r1", EMOTION_COMPLETIONS, EMOTION_GOLDS)
+    values = metric_values(records, "emotion", "r1", generated=False)
+    # Per wheel: row 1 P=1 R=1; row 2 P=1 R=1/2; row 3 (no answer) P=R=0; row 4 skipped (gold unknown).
+    # P = 2/3, R = 1/2, F = 2PR/(P+R) = 4/7, the same on all five wheels and both levels.
+    for level in ("level1", "level2"):
+        assert values[f"ew_p_{level}"] == pytest.approx(2 / 3)
+        assert values[f"ew_r_{level}"] == pytest.approx(1 / 2)
+        assert values[f"ew_f_{level}"] == pytest.approx(4 / 7)
+    # Accuracy: the first answer word matches a gold word on rows 1 and 2 only.
+    assert values["accuracy"] == pytest.approx(2 / 4)
+    assert values["format"] == pytest.approx(3 / 4)
+    assert set(values) == {f"ew_{m}_{lvl}" for m in "fpr" for lvl in ("level1", "level2")} | {"accuracy", "format"}
+
+
+def test_emotion_accuracy_reads_only_the_first_word_and_accepts_synonyms():
+    completions = [r1("", "sad, happy"), r1("", "Scared, tense"), r1("", "joyful")]
+    golds = [{"emotions": ["happy"]}, {"emotions": ["fear"]}, {"emotions": ["sad", "happy"]}]
+    records = score_rows("emotion", "r1", completions, golds)
+    assert [record["correct"] for record in records] == [0.0, 1.0, 1.0]
+
+
+# ---- facial ----
+
+FACIAL_GOLDS = [
+    {"aus": [6, 12], "emotion": "happiness"},
+    {"aus": [1, 4, 15], "emotion": "sadness"},
+    {"aus": [4, 5, 7, 23], "emotion": "anger"},
+]
+FACIAL_COMPLETIONS = [
+    r1("AU6 (cheek raiser) and AU12 (lip corner puller).", "happiness"),
+    r1("AU1 and the brow lowerer.", "sad"),
+    r1("AU4, AU9.", "disgust"),
+]
+
+
+def test_facial_metrics_equal_hand_computed_values():
+    records = score_rows("facial", "r1", FACIAL_COMPLETIONS, FACIAL_GOLDS)
+    assert [record["cited_aus"] for record in records] == [[6, 12], [1, 4], [4, 9]]
+    values = metric_values(records, "facial", "r1", generated=False)
+    assert values["accuracy"] == pytest.approx(2 / 3)  # "sad" matches "sadness"
+    # micro: TP = 2 + 2 + 1, FP = 1 (AU9), FN = 1 (AU15) + 3 (AU5, 7, 23): 2*5 / (10 + 1 + 4).
+    assert values["au_f1_micro"] == pytest.approx(2 / 3)
+    # macro over gold AUs {1, 4, 5, 6, 7, 12, 15, 23}: F1 = 1 for 1, 4, 6, 12; 0 for 5, 7, 15, 23.
+    assert values["au_f1_macro"] == pytest.approx(0.5)
+    # consistency: {6,12} -> happiness 1; {1,4} -> sadness 2/3; {4,9} -> disgust 1/3 * (1 - 1/2).
+    assert values["au_consistency"] == pytest.approx((1 + 2 / 3 + 1 / 6) / 3)
+    assert values["format"] == 1.0
+
+
+# ---- calibrated, empathy ----
+
+
+def calibrated(answer: str, confidence: str) -> str:
+    return f"<think>t</think>\n<answer>{answer}</answer>\n<confidence>{confidence}</confidence>"
+
+
+def test_ece_and_brier_equal_hand_computed_values():
+    golds = [{"aus": [6, 12], "emotion": "happiness"}] * 5
+    completions = [
+        calibrated("happiness", "0.95"),
+        calibrated("anger", "0.9"),
+        calibrated("happy", "0.35"),
+        calibrated("fear", "0.3"),
+        r1("t", "happiness"),  # no confidence: out of ECE and Brier
+    ]
+    records = score_rows("facial", "calibrated", completions, golds)
+    assert [record["confidence"] for record in records] == [0.95, 0.9, 0.35, 0.3, None]
+    values = metric_values(records, "facial", "calibrated", generated=False)
+    # bin 9: confidence 0.925, accuracy 0.5 -> 2/4 * 0.425; bin 3: 0.325 vs 0.5 -> 2/4 * 0.175.
+    assert values["ece"] == pytest.approx(0.3)
+    assert values["brier"] == pytest.approx((0.05**2 + 0.9**2 + 0.65**2 + 0.3**2) / 4)
+    assert values["accuracy"] == pytest.approx(3 / 5)
+    assert values["format"] == pytest.approx(4 / 5)
+
+
+def test_empathy_reads_the_kardia_emotion_span_and_averages_the_judge():
+    text = "<understanding>u</understanding>\n<reasoning>r</reasoning>\n<emotion>{}</emotion>\n<response>ok</response>"
+    completions = [text.format("lonely"), text.format("angry"), "no spans"]
+    golds = [{"emotion": "lonely"}, {"emotion": "sad"}, {"emotion": "sad"}]
+    records = score_rows("empathy", "kardia", completions, golds, judge_scores=[0.8, 0.4, None])
+    values = metric_values(records, "empathy", "kardia", judged=True, generated=False)
+    assert values == pytest.approx({"accuracy": 1 / 3, "judge": 0.6, "format": 2 / 3})
+
+
+def test_length_and_truncation_come_from_generation():
+    completions = Completions([r1("a", "happy"), "<think>cut off"], num_tokens=[10, 20], truncated=[False, True])
+    records = score_rows("emotion", "r1", completions, EMOTION_GOLDS[:2])
+    values = metric_values(records, "emotion", "r1")
+    assert values["mean_tokens"] == 15.0
+    assert values["truncation_rate"] == 0.5
+
+
+# ---- summarise ----
+
+
+def test_identical_checkpoints_differ_by_exactly_zero():
+    records = score_rows("emotion", "r1", EMOTION_COMPLETIONS, EMOTION_GOLDS)
+    report = summarise({"a": records, "b": records}, task_metrics("emotion", "r1", generated=False), n_bootstrap=200)
+    difference = report["differences"]["b-a"]["metrics"]
+    assert difference["ew_f_level1"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert difference["accuracy"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    interval = report["checkpoints"]["a"]["metrics"]["ew_f_level1"]
+    assert interval["value"] == pytest.approx(4 / 7)
+    assert interval["ci_low"] <= interval["value"] <= interval["ci_high"]
+    assert report["summary"]["a"]["accuracy"] == 0.5
+    assert report["n_rows"] == 4
+
+
+# ---- generation on a tiny random Llama ----
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from affect_rl.models import load_tokenizer
+
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    config = LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+PROMPTS = [[{"role": "user", "content": "How do I feel? " * repeat}] for repeat in (1, 6, 2, 9, 3)]
+
+
+def test_generation_returns_one_string_per_prompt_and_respects_max_new_tokens(tiny_model):
+    completions = generate_completions(tiny_model, PROMPTS, batch_size=2, max_new_tokens=6, progress=False)
+    assert len(completions) == len(PROMPTS) and all(isinstance(text, str) and text for text in completions)
+    # A random model never ends its turn: every completion runs to the cap.
+    assert completions.num_tokens == [6] * len(PROMPTS)
+    assert completions.truncated == [True] * len(PROMPTS)
+    # Left padding: a prompt batched with longer ones gets the same greedy completion as alone.
+    alone = generate_completions(tiny_model, PROMPTS[:1], batch_size=1, max_new_tokens=6, progress=False)
+    assert alone[0] == completions[0]
+
+
+def test_generation_that_ends_its_turn_is_not_truncated(tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+    from affect_rl.models import load_tokenizer
+
+    # A zero output layer makes every logit equal, so greedy picks token 0; declared an end token.
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.nn.init.zeros_(model.lm_head.weight)
+    model.generation_config.eos_token_id = [0, model.config.eos_token_id]
+    model.save_pretrained(tmp_path)
+    load_tokenizer(tiny_model).save_pretrained(tmp_path)
+    completions = generate_completions(str(tmp_path), PROMPTS[:2], max_new_tokens=6, progress=False)
+    assert list(completions) == ["", ""]  # the end token is special, so skipped when decoding
+    assert completions.num_tokens == [1, 1] and completions.truncated == [False, False]
+
+
+def test_evaluate_checkpoints_writes_the_report(tiny_model, tmp_path):
+    from affect_rl.data import DataArguments
+
+    data = tmp_path / "emotion.jsonl"
+    rows = [{"text": f"situation {i}", "emotions": ["happy"], "split": "test" if i < 3 else "train"} for i in range(6)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data_args = DataArguments(dataset=str(data), task="emotion", template="r1")
+    report = evaluate_checkpoints(
+        {"base": tiny_model, "again": tiny_model}, data_args, tmp_path / "eval", max_new_tokens=4, n_bootstrap=50,
+    )
+    out = tmp_path / "eval"
+    written = json.loads((out / "report.json").read_text())
+    assert list(written["checkpoints"]) == ["base", "again"] and list(written["differences"]) == ["again-base"]
+    assert written["n_rows"] == 3
+    assert written["checkpoints"]["base"]["metrics"]["truncation_rate"]["value"] == 1.0
+    assert written["checkpoints"]["base"]["metrics"]["mean_tokens"]["value"] == 4.0
+    # The random model never writes the template: everything scores 0, identical checkpoints differ by 0.
+    assert written["checkpoints"]["base"]["metrics"]["ew_f_level1"]["value"] == 0.0
+    assert written["differences"]["again-base"]["metrics"]["format"]["value"] == 0.0
+    lines = (out / "completions_base.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["gold_emotions"] == ["happy"]
+    markdown = (out / "report.md").read_text()
+    assert "| base | 0.00 [0.00, 0.00] |" in markdown and "| again-base |" in markdown
+    assert (out / "metrics.png").stat().st_size > 10_000 and (out / "differences.png").exists()
+    assert report["files"]["json"] == str(out / "report.json")
+    assert not math.isnan(report["summary"]["base"]["mean_tokens"])
+
+
+def test_checkpoint_labels_from_the_command_line():
+    from affect_rl.errors import ConfigError
+    from affect_rl.evaluate import checkpoint_labels
+
+    assert checkpoint_labels(["base=smollm2-135m-instruct", "runs/x/sft/", "grpo=runs/lr=1e-5/grpo"]) == {
+        "base": "smollm2-135m-instruct", "sft": "runs/x/sft/", "grpo": "runs/lr=1e-5/grpo",
+    }
+    with pytest.raises(ConfigError, match="share the label 'sft'"):
+        checkpoint_labels(["runs/a/sft", "runs/b/sft"])
