@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -10,6 +11,23 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+EMOTION_ROWS = [
+    {"text": "My sister flew home after two years abroad.", "emotions": ["happy", "excited"]},
+    {"text": "The landlord kept our deposit without a reason.", "emotions": ["angry"]},
+    {"text": "I forgot my best friend's birthday.", "emotions": ["guilty", "ashamed"]},
+    {"text": "The scan results came back clear.", "emotions": ["calm"]},
+    {"text": "Nobody came to my art show opening.", "emotions": ["sad", "lonely"]},
+]
+
+
+@pytest.fixture()
+def emotion_file(tmp_path):
+    """A small emotion-task JSONL file (no split column: stages hold out a seeded share)."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in EMOTION_ROWS))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
 """The GRPO stage on a tiny random Llama with SmolLM2's tokenizer."""
 
-import json
-
 import pytest
 import torch
 
@@ -9,13 +7,6 @@ from affect_rl import grpo
 from affect_rl.config import build_stage_config
 from affect_rl.errors import EnvironmentProblem
 
-ROWS = [
-    {"text": "My sister flew home after two years abroad.", "emotions": ["happy", "excited"]},
-    {"text": "The landlord kept our deposit without a reason.", "emotions": ["angry"]},
-    {"text": "I forgot my best friend's birthday.", "emotions": ["guilty", "ashamed"]},
-    {"text": "The scan results came back clear.", "emotions": ["relieved"]},
-    {"text": "Nobody came to my art show opening.", "emotions": ["sad", "lonely"]},
-]
 REWARDS = [{"name": "emotion_wheel", "weight": 1.0}, {"name": "format", "weight": 0.2},
            {"name": "length", "weight": 0.1, "max_length": 16, "buffer": 4}, {"name": "vowels", "weight": 1.0}]
 
@@ -30,13 +21,6 @@ def vowel_reward(monkeypatch):
         return lambda prompts, completions, **kwargs: [sum(ch in "aeiou" for ch in str(c)) / 10 for c in completions]
 
     monkeypatch.setitem(registry._REGISTRY, "vowels", registry.RewardSpec("vowels", factory, "test", (0.0, 10.0)))
-
-
-@pytest.fixture()
-def emotion_file(tmp_path):
-    path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    return str(path)
 
 
 def tiny_grpo_values(model_dir, data_file, output_dir, **extra):

@@ -1,26 +1,11 @@
 """The SFT stage on a tiny random Llama with SmolLM2's tokenizer."""
 
-import json
-
 import pytest
 import torch
 
 from affect_rl import sft
 from affect_rl.config import build_stage_config
 
-ROWS = [
-    {"text": "My sister flew home after two years abroad.", "emotions": ["happy", "excited"]},
-    {"text": "The landlord kept our deposit without a reason.", "emotions": ["angry"]},
-    {"text": "I forgot my best friend's birthday.", "emotions": ["guilty", "ashamed"]},
-    {"text": "The scan results came back clear.", "emotions": ["relieved"]},
-]
-
-
-@pytest.fixture()
-def emotion_file(tmp_path):
-    path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    return str(path)
 
 
 def tiny_sft_config(model_dir, data_file, output_dir, **extra):
@@ -66,7 +51,7 @@ def test_only_completion_tokens_carry_loss(tiny_model_dir, emotion_file, tmp_pat
     assert not carries_loss[:first_loss_position].any() and carries_loss[first_loss_position:].all()
     prompt = tokenizer.decode(input_ids[:first_loss_position])
     completion = tokenizer.decode(input_ids[carries_loss])
-    assert ROWS[0]["text"] in prompt or any(row["text"] in prompt for row in ROWS)
+    assert "Situation:" in prompt and "<think>" in prompt  # the user turn, and the system prompt's format
     assert completion.startswith("<think>") and "<answer>" in completion and "</answer>" in completion
 
 
