@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command not in ("sft", "grpo"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge request otherwise
     try:
         args.handler(args, extra)
     except AffectRLError as error:

@@ -10,7 +10,6 @@ passes straight to TRL (a CUDA GPU and the ``vllm`` extra are checked before any
 from __future__ import annotations
 
 import importlib.util
-import inspect
 
 import rewards
 from affect_rl.config import StageConfig
@@ -44,11 +43,13 @@ def check_vllm_available(training_args) -> None:
 def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
     """The recipe's reward functions (weights are already in GRPOConfig.reward_weights), one
     wrapped to log the reward-hacking diagnostics."""
+    from trl.trainer.utils import is_async_callable
+
     reward_fns, _ = build_reward_functions(cfg.recipe.rewards, cfg.source)
     template = cfg.data.template
     format_fn = rewards.build("format", template=template)
     # Wrap a synchronous reward: TRL runs async ones (judges) concurrently on its own loop.
-    index = next((i for i, fn in enumerate(reward_fns) if not inspect.iscoroutinefunction(fn)), None)
+    index = next((i for i, fn in enumerate(reward_fns) if not is_async_callable(fn)), None)
     if index is not None:
         reward_fns[index] = with_diagnostics(reward_fns[index], format_fn, TEMPLATES[template].answer_tag)
     return reward_fns

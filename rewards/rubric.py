@@ -11,14 +11,16 @@ reward = sum_d w_d * (s_d - lo_d) / (hi_d - lo_d) / sum_d w_d, in [0, 1]. A comp
 without the rubric's span (e.g. no ``<response>``) scores 0 without asking the judge; a row
 without a column the rubric requires gets None. When the server fails (after retries) or its
 answer holds no valid verdict, ``on_error`` decides: ``skip`` -> None (TRL ignores the sample),
-``zero`` -> 0.0, ``raise`` -> JudgeError naming the server.
+``zero`` -> 0.0, ``raise`` -> JudgeError naming the server. Equal questions in a batch are
+asked once, and the judge's answers are cached by (rubric, judge model, prompt, judged text,
+dataset inputs), so repeats cost nothing (``cache: PATH`` keeps them across runs and ranks).
 
-The reward is an async callable (TRL's GRPOTrainer awaits it on its event-loop thread, beside
-other async rewards); ``reward.call_sync(prompts, completions, **columns)`` runs it from
-synchronous code, and ``asynchronous=False`` builds a variant whose ``__call__`` is synchronous.
-Each call logs ``judge/<rubric>/...`` metrics through TRL's ``log_metric`` (latency, cache hit
-rate, parse and request failure rates, per-dimension means) and keeps running totals on
-``reward.stats``; ``reward.last_batch`` holds the judge's raw answers of the latest call.
+The reward is a coroutine function (TRL's GRPOTrainer awaits it on its event-loop thread, beside
+other async rewards); ``fn.judge.call_sync(prompts, completions, **columns)`` runs it from
+synchronous code, and ``asynchronous=False`` builds a plain function instead. Each call logs
+``judge/<rubric>/...`` metrics through TRL's ``log_metric`` (latency, cache hit rate, parse and
+request failure rates, retries, per-dimension means) and keeps running totals on
+``fn.judge.stats``; ``fn.judge.last_batch`` holds the judge's raw answers of the latest call.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class _Request:
 
 
 class RubricReward:
-    """TRL reward function ``await reward(prompts, completions, **columns) -> list[float | None]``."""
+    """The judge behind a rubric reward function: ``await judge.score(prompts, completions, **columns)``."""
 
     def __init__(self, rubric: Rubric, client: JudgeClient, cache: JudgeCache | None, on_error: str, span: str | None):
         self.rubric = rubric
@@ -128,10 +130,6 @@ class RubricReward:
         self.key_model = client.model or f"first model at {client.base_url}"
         self.stats = JudgeStats()
         self.last_batch: list[JudgedSample] = []
-        self.__name__ = f"rubric_{rubric.name}"
-
-    async def __call__(self, prompts, completions, **columns) -> list[float | None]:
-        return await self.score(prompts, completions, **columns)
 
     async def score(self, prompts, completions, log_metric=None, log_extra=None, **columns) -> list[float | None]:
         """The rewards of one batch; ``columns`` are the dataset's columns (TRL passes them all)."""
@@ -160,9 +158,8 @@ class RubricReward:
         self.stats.merge(batch)
         self.last_batch = samples
         self._log(batch, samples, log_metric, log_extra)
-        failures = [sample.error for sample in samples if sample.error]
-        if failures and self.on_error == "raise":
-            raise JudgeError(self._error_message(failures[0], len(failures)))
+        if self.on_error == "raise" and any(sample.error for sample in samples):
+            raise JudgeError(self._error_message(samples))
         return [sample.reward for sample in samples]
 
     def call_sync(self, prompts, completions, **columns) -> list[float | None]:
@@ -187,8 +184,8 @@ class RubricReward:
             return JudgedSample(reward=0.0)
         conversation = conversation_text(prompt)
         inputs = [
-            {"name": name, "label": label, "text": _as_text(_column_value(columns, name, row))}
-            for name, label in self.rubric.inputs.items()
+            {"name": name, "text": _as_text(_column_value(columns, name, row))}
+            for name in self.rubric.inputs
             if _column_value(columns, name, row) not in (None, "", [])
         ]
         batch.judged += 1
@@ -203,7 +200,7 @@ class RubricReward:
     async def _verdicts(self, requests: dict[str, _Request], batch: JudgeStats) -> dict[str, _Verdict]:
         """key -> verdict for every distinct request of the batch: from the cache, else from the judge."""
         cached = self.cache.get_many(list(requests)) if self.cache else {}
-        verdicts = {key: _Verdict(scores, cached=True) for key, scores in cached.items()}
+        verdicts = {key: self._parse(requests[key], answer, cached=True) for key, answer in cached.items()}
         missing = [request for key, request in requests.items() if key not in cached]
         if missing:
             retries_before = self.client.log.retries
@@ -213,30 +210,33 @@ class RubricReward:
                     return_exceptions=True,
                 )
             batch.retries += self.client.log.retries - retries_before
-            fresh = {}
             for request, answer in zip(missing, answers):
-                verdicts[request.key] = self._read_answer(request, answer, batch)
-                if verdicts[request.key].scores is not None:
-                    fresh[request.key] = verdicts[request.key].scores
+                verdicts[request.key] = self._read_reply(request, answer, batch)
             if self.cache:
+                fresh = {key: v.answer for key, v in verdicts.items() if v.answer is not None and not v.cached}
                 self.cache.put_many(fresh)
         return verdicts
 
-    def _read_answer(self, request: _Request, answer, batch: JudgeStats) -> _Verdict:
+    def _read_reply(self, request: _Request, reply, batch: JudgeStats) -> _Verdict:
+        """The verdict from one server reply (a JudgeReply, or the exception that replaced it)."""
         batch.requests += 1
-        if isinstance(answer, JudgeRequestError):
+        if isinstance(reply, JudgeRequestError):
             batch.request_failures += 1
-            return _Verdict(None, error=f"request failed after {answer.attempts} attempt(s): {answer}")
-        if isinstance(answer, BaseException):
-            raise answer
-        batch.latency_s_total += answer.latency_s
-        batch.latency_s_max = max(batch.latency_s_max, answer.latency_s)
-        scores = parse_verdict(answer.text, self.rubric, request.policy_texts)
+            return _Verdict(None, error=f"request failed after {reply.attempts} attempt(s): {reply}")
+        if isinstance(reply, BaseException):
+            raise reply
+        batch.latency_s_total += reply.latency_s
+        batch.latency_s_max = max(batch.latency_s_max, reply.latency_s)
+        verdict = self._parse(request, reply.text, cached=False)
+        batch.parse_failures += verdict.scores is None
+        return verdict
+
+    def _parse(self, request: _Request, answer: str, cached: bool) -> _Verdict:
+        scores = parse_verdict(answer, self.rubric, request.policy_texts)
         if scores is None:
-            batch.parse_failures += 1
-            error = f"no valid verdict with keys {self.rubric.keys} in the answer {answer.text[:200]!r}"
-            return _Verdict(None, answer=answer.text, error=error)
-        return _Verdict(scores, answer=answer.text)
+            error = f"no valid verdict with keys {self.rubric.keys} in the answer {answer[:200]!r}"
+            return _Verdict(None, answer=answer, error=error, cached=cached)
+        return _Verdict(scores, answer=answer, cached=cached)
 
     def _sample(self, verdict: _Verdict, hit: bool, batch: JudgeStats) -> JudgedSample:
         """The JudgedSample of one judged completion."""
@@ -258,21 +258,27 @@ class RubricReward:
         if log_extra is not None:
             log_extra(f"judge/{self.rubric.name}", [sample.answer or sample.error or "" for sample in samples])
 
-    def _error_message(self, first_failure: str, count: int) -> str:
+    def _error_message(self, samples: list[JudgedSample]) -> str:
+        """What failed (server errors first: they are what the user must fix) and the ways out."""
+        unreachable = [s.error for s in samples if s.error and s.answer is None]
+        unparsed = [s.error for s in samples if s.error and s.answer is not None]
+        problems = []
+        if unreachable:
+            problems.append(
+                f"{len(unreachable)} request(s) failed (first: {unreachable[0]}); start the judge server "
+                "(CPU: launch/judge/serve_local.sh; GPU: launch/judge/serve_vllm.sh MODEL) or point the "
+                "reward's base_url (or AFFECT_RL_JUDGE_URL) at a running OpenAI-compatible server"
+            )
+        if unparsed:
+            problems.append(
+                f"{len(unparsed)} answer(s) held no verdict (first: {unparsed[0]}); use a larger judge "
+                "model or raise max_tokens"
+            )
         return (
-            f"The {self.rubric.name!r} rubric judge at {self.client.base_url} (model {self.key_model!r}) failed on "
-            f"{count} sample(s); first: {first_failure}. Fix: start the judge server (CPU: launch/judge/serve_local.sh; "
-            f"GPU: launch/judge/serve_vllm.sh MODEL) or point the reward's base_url at a running OpenAI-compatible server; "
-            "if the server answers but not in JSON, use a larger judge model or raise max_tokens; "
-            "to train through judge failures set on_error: skip (the sample is ignored) or zero."
+            f"The {self.rubric.name!r} rubric judge at {self.client.base_url} (model {self.key_model!r}): "
+            + "; ".join(problems)
+            + ". To train through judge failures set on_error: skip (the sample is ignored) or zero."
         )
-
-
-class SyncRubricReward(RubricReward):
-    """The same reward with a synchronous ``__call__`` (blocks its caller while the judge answers)."""
-
-    def __call__(self, prompts, completions, **columns) -> list[float | None]:
-        return self.call_sync(prompts, completions, **columns)
 
 
 def _column_value(columns: dict, name: str, row: int):
@@ -293,7 +299,8 @@ def _check(condition: bool, option: str, value, accepted: str) -> None:
 
 @register(
     "rubric",
-    summary=f"LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: {', '.join(available_rubrics())}",
+    summary="LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: "
+    + ", ".join(available_rubrics()),
     value_range=(0.0, 1.0),
 )
 def rubric_reward(
@@ -331,11 +338,13 @@ def rubric_reward(
         asynchronous: False makes ``__call__`` synchronous (for callers that do not await).
 
     Returns:
-        A RubricReward: ``await fn(prompts, completions, **columns) -> list[float | None]``.
+        ``async fn(prompts, completions, **columns) -> list[float | None]`` (a plain function
+        with ``asynchronous=False``); ``fn.judge`` is its RubricReward (stats, last batch, call_sync).
     """
     spec = load_rubric(rubric)
     _check(on_error in ON_ERROR, "on_error", on_error, f"accepted values: {', '.join(ON_ERROR)}")
-    _check(isinstance(max_concurrency, int) and max_concurrency >= 1, "max_concurrency", max_concurrency, "use an integer >= 1")
+    _check(isinstance(max_concurrency, int) and max_concurrency >= 1, "max_concurrency", max_concurrency,
+           "use an integer >= 1")  # fmt: skip
     _check(isinstance(max_retries, int) and max_retries >= 0, "max_retries", max_retries, "use an integer >= 0")
     _check(timeout > 0, "timeout", timeout, "use a number of seconds > 0")
     _check(backoff >= 0, "backoff", backoff, "use a number of seconds >= 0")
@@ -355,5 +364,16 @@ def rubric_reward(
     )
     judge_cache = JudgeCache(cache if isinstance(cache, str) else None) if cache else None
     judged_span = None if span == WHOLE_COMPLETION else (span or spec.span)
-    reward_class = RubricReward if asynchronous else SyncRubricReward
-    return reward_class(spec, client, judge_cache, on_error, judged_span)
+    judge = RubricReward(spec, client, judge_cache, on_error, judged_span)
+    if asynchronous:
+
+        async def rubric_fn(prompts, completions, **columns) -> list[float | None]:
+            return await judge.score(prompts, completions, **columns)
+
+    else:
+
+        def rubric_fn(prompts, completions, **columns) -> list[float | None]:
+            return judge.call_sync(prompts, completions, **columns)
+
+    rubric_fn.judge = judge
+    return rubric_fn

@@ -203,20 +203,23 @@ def block_code(*texts: str) -> str:
 def judge_messages(rubric: Rubric, conversation: str, completion: str, inputs: list[dict]) -> list[dict]:
     """The chat messages sent to the judge for one sample.
 
-    ``inputs`` holds ``{"name", "label", "text"}`` blocks from the dataset columns.
+    ``inputs`` holds ``{"name", "text"}`` blocks from the dataset columns (titled by the column name).
     """
     nonce = block_code(conversation, completion, *(block["text"] for block in inputs))
-    system = _jinja().get_template(SYSTEM_TEMPLATE).render(rubric=rubric, example_json=rubric.example_json())
+    example_json = rubric.example_json()
+    system = _jinja().get_template(SYSTEM_TEMPLATE).render(rubric=rubric, example_json=example_json)
     user = _jinja().get_template(USER_TEMPLATE).render(
-        rubric=rubric, nonce=nonce, conversation=conversation, completion=completion, inputs=inputs
-    )
+        rubric=rubric, nonce=nonce, conversation=conversation, completion=completion, inputs=inputs,
+        example_json=example_json,
+    )  # fmt: skip
     return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
 
 
 def conversation_text(prompt) -> str:
     """A TRL prompt (string or chat messages) as plain ``role: content`` lines.
 
-    >>> conversation_text([{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "yo"}]}])
+    >>> parts = [{"type": "text", "text": "yo"}]
+    >>> conversation_text([{"role": "user", "content": "hi"}, {"role": "assistant", "content": parts}])
     'user: hi\\nassistant: yo'
     """
     if isinstance(prompt, str) or prompt is None:
