@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ROOT / "tests" / "launch" / "rank_probe.py"
+# The accelerate beside this Python: `make test` runs the venv's Python without activating it.
+ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 
 DDP = ["--config_file", "launch/accelerate/ddp.yaml", "--mixed_precision", "no"]
 ZERO2 = ["--config_file", "launch/accelerate/zero2.yaml", "--mixed_precision", "no"]
@@ -91,7 +94,7 @@ def free_port() -> int:
 def launch_two_ranks(launch_args: list[str], stage: str, stage_args: list[str], work: Path) -> list[dict]:
     """Run ``accelerate launch --num_processes 2`` on the probe; return the ranks' records."""
     results = work / "ranks"
-    command = ["accelerate", "launch", *launch_args, "--num_processes", "2", "--num_machines", "1",
+    command = [ACCELERATE, "launch", *launch_args, "--num_processes", "2", "--num_machines", "1",
                "--main_process_port", str(free_port()), str(PROBE), str(results), stage, *stage_args]
     # One thread per rank: the two processes share the machine's cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
