@@ -434,7 +434,12 @@ def evaluate_from_cli(args) -> dict:
                               max_test_samples=args.max_test_samples)
     report = evaluate_checkpoints(models, data_args, args.output_dir, batch_size=args.batch_size,
                                   max_new_tokens=args.max_new_tokens, seed=args.seed, n_bootstrap=args.n_bootstrap)
+    print_report(report)
+    return report
+
+
+def print_report(report: dict) -> None:
+    """The comparison table, then where the report and plots are."""
     print(markdown_report(report))
     for kind, path in report["files"].items():
         print(f"{kind}: {path}")
-    return report

@@ -135,7 +135,7 @@ def run_training_stage(stage: dict, run_dir: Path, recipe_dir: Path, manifest: d
 
 def run_eval_stage(stage: dict, output_dir: Path, manifest: dict) -> dict:
     from affect_rl.data import DataArguments
-    from affect_rl.evaluate import evaluate_checkpoints
+    from affect_rl.evaluate import evaluate_checkpoints, print_report
 
     models = {label: manifest["stages"][ref]["output_dir"] if ref in manifest["stages"] else ref
               for label, ref in stage["models"].items()}
@@ -148,6 +148,7 @@ def run_eval_stage(stage: dict, output_dir: Path, manifest: dict) -> dict:
         max_new_tokens=stage.get("max_new_tokens", 96), seed=stage.get("seed", 0),
         n_bootstrap=stage.get("n_bootstrap", 1000), training_logs=training_logs,
     )
+    print_report(report)
     return report.get("summary", {})
 
 
