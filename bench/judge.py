@@ -17,16 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and would shadow the `rewards` package.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-import rewards  # noqa: E402
-from affect_rl.models import resolve_model_path  # noqa: E402
-from rewards.judge_client import LocalJudgeServer  # noqa: E402
+import rewards
+from affect_rl.models import resolve_model_path
+from rewards.judge_client import LocalJudgeServer
 
 REPLIES = [
     "I'm so sorry. Twelve years is a lifetime together; it makes sense that it hurts this much.",

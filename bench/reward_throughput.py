@@ -1,6 +1,6 @@
 """Reward throughput: completions per second for every registered reward on 10,000 completions.
 
-    python bench/rewards.py [--n 10000] [--repeats 3] [--seed 0] [--generations 8] [--shipped-n 50]
+    python bench/reward_throughput.py [--n 10000] [--repeats 3] [--seed 0] [--generations 8] [--shipped-n 50]
 
 The completions follow the r1 template (``<think>...</think>\\n<answer>a, b</answer>``) with
 emotion lists drawn from the MER wheel vocabulary, everyday emotion words, inflections and
@@ -30,13 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# `rewards` package.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-import rewards  # noqa: E402
-from rewards.text import completion_text  # noqa: E402
-from rewards.wheel import answer_span, load_wheel_data  # noqa: E402
+import rewards
+from rewards.text import completion_text, tag_span
+from rewards.wheel import load_wheel_data
 
 REPO = Path(__file__).resolve().parents[1]
 NEEDS_SERVER = {"rubric"}
@@ -145,7 +141,7 @@ def official_emotion_wheel(official, completions: list[str], golds: list) -> lis
     """The official per-sample code on the same answer spans (no span -> empty prediction)."""
     scores = []
     for completion, gold in zip(completions, golds):
-        span = answer_span(completion_text(completion), "answer")
+        span = tag_span(completion_text(completion), "answer")
         scores.append(official.official_sample_reward(gold, "" if span is None else span))
     return scores
 
