@@ -1,5 +1,11 @@
-# Shared by launch/local.sh and launch/slurm/train.slurm (sourced, not run).
+# Shared by launch/local.sh, launch/slurm/train.slurm and launch/judge/*.sh (sourced, not run).
 # Commands are built as bash arrays, printed exactly as they would run (--dry-run) and run as is.
+
+# usage [STATUS]: print the running script's header comment (lines 2 up to `set -euo`) and exit.
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit "${1:-0}"
+}
 
 die() {
     echo "error: $*" >&2

@@ -32,11 +32,6 @@ set -euo pipefail
 LAUNCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$LAUNCH_DIR/lib.sh"
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    exit "${1:-0}"
-}
-
 gpus="" accelerate=zero2 vllm_mode="" tp=1 dp=1 port=8000 mem="" vllm_model="" timeout=900
 log_dir="logs/local-$(date +%Y%m%d-%H%M%S)" dry_run=0
 while (($#)); do

@@ -27,11 +27,6 @@ set -euo pipefail
 LAUNCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$LAUNCH_DIR/lib.sh"
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    exit "${1:-0}"
-}
-
 model=smollm2-135m-instruct port=8000 threads=1 batching=--continuous-batching dry_run=0
 while (($#)); do
     case $1 in

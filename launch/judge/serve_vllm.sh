@@ -27,11 +27,6 @@ set -euo pipefail
 LAUNCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$LAUNCH_DIR/lib.sh"
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    exit "${1:-0}"
-}
-
 tp="" port=8000 host=0.0.0.0 mem=0.9 max_len=8192 api_key="" dry_run=0 model="" extra=()
 while (($#)); do
     case $1 in
