@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import rewards
 from affect_rl.config import read_yaml_mapping, validate_rewards
+from affect_rl.data.loaders import read_jsonl
 from affect_rl.errors import ConfigError, DataError
 
 RESERVED_KEYS = ("name", "weight")
@@ -92,22 +93,13 @@ def read_completions(path: str) -> tuple[list[dict], list[int]]:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"Completions file {path!r} does not exist. Pass a JSONL file with one object per line.")
-    rows, line_numbers = [], []
-    with file.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}, line {line_number}: not valid JSON ({error.msg}).") from None
-            if not isinstance(row, dict) or "completion" not in row:
-                raise DataError(
-                    f"{path}, line {line_number}: each line must be a JSON object with a `completion` "
-                    f"(string or chat-message list), optional `prompt` and the gold columns."
-                )
-            rows.append(row)
-            line_numbers.append(line_number)
+    rows, line_numbers = read_jsonl(file)
+    for row, line_number in zip(rows, line_numbers):
+        if not isinstance(row, dict) or "completion" not in row:
+            raise DataError(
+                f"{path}, line {line_number}: each line must be a JSON object with a `completion` "
+                f"(string or chat-message list), optional `prompt` and the gold columns."
+            )
     if not rows:
         raise DataError(f"{path} holds no rows. Write one JSON object per line.")
     return rows, line_numbers

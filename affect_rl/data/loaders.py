@@ -50,9 +50,11 @@ def _accepted_formats() -> str:
     return ", ".join(LOCAL_SUFFIXES)
 
 
-def _read_jsonl(path: Path) -> _Table:
+def read_jsonl(path: Path | str) -> tuple[list[dict], list[int]]:
+    """The objects of a JSON-lines file and their line numbers (blank lines skipped); a line
+    that is not JSON raises DataError naming the file and the line."""
     rows, numbers = [], []
-    with path.open(encoding="utf-8") as handle:
+    with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -60,9 +62,14 @@ def _read_jsonl(path: Path) -> _Table:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise DataError(
-                    f"{path}, row {number}: not valid JSON ({error.msg}); each line must be one JSON object"
+                    f"{path}, line {number}: not valid JSON ({error.msg}); each line must be one JSON object"
                 ) from None
             numbers.append(number)
+    return rows, numbers
+
+
+def _read_jsonl(path: Path) -> _Table:
+    rows, numbers = read_jsonl(path)
     return _Table(rows, numbers, str(path), _union_of_keys(rows))
 
 

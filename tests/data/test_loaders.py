@@ -156,7 +156,7 @@ def test_bad_csv_row_is_numbered_as_in_a_spreadsheet(tmp_path):
 def test_invalid_json_line_is_located(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text('{"text": "a", "emotions": "joy"}\n{"text": "b", emotions}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}, row 2: not valid JSON"):
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}, line 2: not valid JSON"):
         load_splits(DataArguments(dataset=str(path), task="emotion"))
 
 
