@@ -43,7 +43,7 @@ def test_only_completion_tokens_carry_loss(tiny_model_dir, emotion_file, tmp_pat
     tokenizer = load_tokenizer(tiny_model_dir, padding_side="right")
     trainer = SFTTrainer(model=tiny_model_dir, args=cfg.training, train_dataset=dataset, processing_class=tokenizer)
     example = trainer.train_dataset[0]
-    labels = torch.tensor(trainer.data_collator([example])["labels"][0])
+    labels = trainer.data_collator([example])["labels"][0]
     input_ids = torch.tensor(example["input_ids"])
     carries_loss = labels != -100
     assert carries_loss.any() and not carries_loss.all()
