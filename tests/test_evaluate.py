@@ -159,55 +159,36 @@ def test_identical_checkpoints_differ_by_exactly_zero():
 # ---- generation on a tiny random Llama ----
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from affect_rl.models import load_tokenizer
-
-    tokenizer = load_tokenizer("smollm2-135m-instruct")
-    config = LlamaConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 PROMPTS = [[{"role": "user", "content": "How do I feel? " * repeat}] for repeat in (1, 6, 2, 9, 3)]
 
 
-def test_generation_returns_one_string_per_prompt_and_respects_max_new_tokens(tiny_model):
-    completions = generate_completions(tiny_model, PROMPTS, batch_size=2, max_new_tokens=6, progress=False)
+def test_generation_returns_one_string_per_prompt_and_respects_max_new_tokens(tiny_model_dir):
+    completions = generate_completions(tiny_model_dir, PROMPTS, batch_size=2, max_new_tokens=6, progress=False)
     assert len(completions) == len(PROMPTS) and all(isinstance(text, str) and text for text in completions)
     # A random model never ends its turn: every completion runs to the cap.
     assert completions.num_tokens == [6] * len(PROMPTS)
     assert completions.truncated == [True] * len(PROMPTS)
     # Left padding: a prompt batched with longer ones gets the same greedy completion as alone.
-    alone = generate_completions(tiny_model, PROMPTS[:1], batch_size=1, max_new_tokens=6, progress=False)
+    alone = generate_completions(tiny_model_dir, PROMPTS[:1], batch_size=1, max_new_tokens=6, progress=False)
     assert alone[0] == completions[0]
 
 
-def test_generation_that_ends_its_turn_is_not_truncated(tiny_model, tmp_path):
+def test_generation_that_ends_its_turn_is_not_truncated(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
     from affect_rl.models import load_tokenizer
 
     # A zero output layer makes every logit equal, so greedy picks token 0; declared an end token.
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     torch.nn.init.zeros_(model.lm_head.weight)
     model.generation_config.eos_token_id = [0, model.config.eos_token_id]
     model.save_pretrained(tmp_path)
-    load_tokenizer(tiny_model).save_pretrained(tmp_path)
+    load_tokenizer(tiny_model_dir).save_pretrained(tmp_path)
     completions = generate_completions(str(tmp_path), PROMPTS[:2], max_new_tokens=6, progress=False)
     assert list(completions) == ["", ""]  # the end token is special, so skipped when decoding
     assert completions.num_tokens == [1, 1] and completions.truncated == [False, False]
 
 
-def test_evaluate_checkpoints_writes_the_report(tiny_model, tmp_path):
+def test_evaluate_checkpoints_writes_the_report(tiny_model_dir, tmp_path):
     from affect_rl.data import DataArguments
 
     data = tmp_path / "emotion.jsonl"
@@ -215,7 +196,7 @@ def test_evaluate_checkpoints_writes_the_report(tiny_model, tmp_path):
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     data_args = DataArguments(dataset=str(data), task="emotion", template="r1")
     report = evaluate_checkpoints(
-        {"base": tiny_model, "again": tiny_model}, data_args, tmp_path / "eval", max_new_tokens=4, n_bootstrap=50,
+        {"base": tiny_model_dir, "again": tiny_model_dir}, data_args, tmp_path / "eval", max_new_tokens=4, n_bootstrap=50,
     )
     out = tmp_path / "eval"
     written = json.loads((out / "report.json").read_text())
