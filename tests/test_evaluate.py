@@ -4,14 +4,9 @@ import math
 import pytest
 import torch
 
-from affect_rl.evaluate import (
-    Completions,
-    evaluate_checkpoints,
-    generate_completions,
-    score_rows,
-    summarise,
-    task_metrics,
-)
+from affect_rl import generation
+from affect_rl.evaluate import evaluate_checkpoints, score_rows, summarise, task_metrics
+from affect_rl.generation import Completions, generate_completions
 from rewards.wheel import label_table
 
 
@@ -162,7 +157,17 @@ def test_identical_checkpoints_differ_by_exactly_zero():
 PROMPTS = [[{"role": "user", "content": "How do I feel? " * repeat}] for repeat in (1, 6, 2, 9, 3)]
 
 
-def test_generation_returns_one_string_per_prompt_and_respects_max_new_tokens(tiny_model_dir):
+def test_generation_runs_bf16_only_where_the_device_has_it_natively(monkeypatch):
+    for native in (True, False):
+        monkeypatch.setattr(generation, "cpu_supports_bf16", lambda: native)
+        monkeypatch.setattr(generation, "cuda_supports_bf16", lambda: not native)
+        assert generation.generation_dtype("cpu") == ("bfloat16" if native else "float32")
+        assert generation.generation_dtype("cuda") == ("float32" if native else "bfloat16")
+
+
+def test_generation_returns_one_string_per_prompt_and_respects_max_new_tokens(tiny_model_dir, monkeypatch):
+    # fp32, so that padding cannot change a greedy choice through bf16 rounding.
+    monkeypatch.setattr(generation, "cpu_supports_bf16", lambda: False)
     completions = generate_completions(tiny_model_dir, PROMPTS, batch_size=2, max_new_tokens=6, progress=False)
     assert len(completions) == len(PROMPTS) and all(isinstance(text, str) and text for text in completions)
     # A random model never ends its turn: every completion runs to the cap.
