@@ -44,12 +44,11 @@ ROWS = {
 }
 
 R1_SYSTEM_LIST = (
-    "You are an emotion reasoning assistant. Think briefly, then answer with 1-3 emotion words separated by commas. "
-    "Use exactly this format:\n<think>your reasoning</think>\n<answer>word1, word2</answer>"
+    "Think briefly, then answer in this format:\n<think>your reasoning</think>\n<answer>word1, word2</answer>"
 )
 R1_SYSTEM_LABEL = (
-    "You are an emotion reasoning assistant. Think briefly, then answer with one emotion label. "
-    "Use exactly this format:\n<think>your reasoning</think>\n<answer>label</answer>"
+    "Think briefly, then answer with one emotion label in this format:\n"
+    "<think>your reasoning</think>\n<answer>label</answer>"
 )
 FACIAL_COT_SYSTEM = (
     "You are a facial expression analyst. Use exactly this format:\n"
