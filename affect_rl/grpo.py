@@ -13,6 +13,7 @@ import importlib.util
 
 import rewards
 from affect_rl.config import StageConfig
+from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import load_splits, to_grpo_dataset
 from affect_rl.diagnostics import with_diagnostics
 from affect_rl.errors import EnvironmentProblem
@@ -68,6 +69,7 @@ def build_trainer(cfg: StageConfig):
 
     prepare_tracking(cfg.training)
     model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
+    score_labelled_positions_only()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fns,

@@ -10,6 +10,7 @@ from the row's rationale and labels), so the loss falls on the completion only.
 from __future__ import annotations
 
 from affect_rl.config import StageConfig
+from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import load_splits, to_sft_dataset
 from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.stage import finish_stage, resume_checkpoint
@@ -30,6 +31,7 @@ def train(cfg: StageConfig):
     prepare_tracking(cfg.training)
     model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
     tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right")
+    score_labelled_positions_only()
     trainer = SFTTrainer(
         model=model,
         args=cfg.training,
