@@ -33,12 +33,12 @@ def score_labelled_positions_only() -> bool:
     if decide is None:
         logger.info("TRL has no fused-LM-head `_use_triton` hook: CPU runs score every position, as TRL ships.")
         return False
-    if getattr(decide, "scores_cpu_compactly", False):
+    if hasattr(decide, "as_shipped"):
         return True
 
     def compact_on_cpu_or_triton(device) -> bool:
         return device.type == "cpu" or decide(device)
 
-    compact_on_cpu_or_triton.scores_cpu_compactly = True
+    compact_on_cpu_or_triton.as_shipped = decide  # TRL's own decision, for benchmarks and tests
     trl_utils._use_triton = compact_on_cpu_or_triton
     return True

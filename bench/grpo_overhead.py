@@ -32,7 +32,6 @@ from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import load_splits, to_grpo_dataset
 from affect_rl.models import load_tokenizer
 
-SHIPPED_DECISION = trl_utils._use_triton  # kept before affect-rl changes it
 
 REWARDS = [{"name": "emotion_wheel", "weight": 1.0}, {"name": "format", "weight": 0.2},
            {"name": "length", "weight": 0.2, "max_length": 32, "buffer": 8}]
@@ -90,7 +89,7 @@ def trl_trainer(cfg):
 def trl_as_shipped():
     """Undo affect-rl's CPU change to TRL's fused LM head for the duration."""
     patched = trl_utils._use_triton
-    trl_utils._use_triton = SHIPPED_DECISION
+    trl_utils._use_triton = patched.as_shipped
     try:
         yield
     finally:

@@ -11,7 +11,7 @@ GRPO_RECIPE = "recipes/demo/grpo.yaml"
 def test_demo_sft_recipe_parses_into_trl_dataclasses():
     cfg = config.load_stage_config("sft", SFT_RECIPE)
     assert type(cfg.training).__name__ == "SFTConfig"
-    assert cfg.training.learning_rate == 5e-5
+    assert cfg.training.learning_rate == 1e-4
     assert cfg.model.model_name_or_path == "smollm2-135m-instruct"
     assert (cfg.data.dataset, cfg.data.task, cfg.data.template) == ("demo:emotion", "emotion", "r1")
 

@@ -36,8 +36,15 @@ def count_projected_rows(monkeypatch):
     return rows
 
 
+def trl_as_shipped(monkeypatch):
+    """Put TRL's own decision back (an earlier stage may have changed it), undone after the test."""
+    shipped = getattr(trl_utils._use_triton, "as_shipped", trl_utils._use_triton)
+    monkeypatch.setattr(trl_utils, "_use_triton", shipped)
+    return shipped
+
+
 def test_cpu_patch_scores_only_labelled_positions_with_identical_results(tiny_model_dir, monkeypatch):
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # undone after the test
+    trl_as_shipped(monkeypatch)
     rows = count_projected_rows(monkeypatch)
 
     log_probs, entropy, grads, labels = fused_pass(tiny_model_dir)
@@ -54,10 +61,10 @@ def test_cpu_patch_scores_only_labelled_positions_with_identical_results(tiny_mo
 
 
 def test_cpu_patch_is_applied_once_and_leaves_other_devices_to_trl(monkeypatch):
-    original = trl_utils._use_triton
-    monkeypatch.setattr(trl_utils, "_use_triton", original)
+    original = trl_as_shipped(monkeypatch)
     assert score_labelled_positions_only() is True
     patched = trl_utils._use_triton
+    assert patched is not original and patched.as_shipped is original
     assert patched(torch.device("cpu")) is True
     assert patched(torch.device("meta")) == original(torch.device("meta"))
     # A second call does not wrap the wrapper.
