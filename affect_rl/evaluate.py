@@ -19,7 +19,8 @@ from typing import Callable, Mapping, Sequence
 
 from affect_rl.errors import ConfigError, DataError
 from affect_rl.generation import generate_completions
-from affect_rl.report import markdown_report, plot_reward_curves, write_jsonl, write_report
+from affect_rl.jsonl import write_jsonl
+from affect_rl.report import markdown_report, plot_reward_curves, write_report
 from affect_rl.stats import Bootstrap, Metric, bootstrap
 from rewards.accuracy import labels_match
 from rewards.action_units import cited_aus, consistency_score, gold_aus

@@ -1,4 +1,4 @@
-"""Evaluation reports: report.json, report.md, per-row completions and PNG plots.
+"""Evaluation reports: report.json, report.md and PNG plots.
 
 A report (built by ``affect_rl.evaluate.evaluate_checkpoints``) is a dict:
 
@@ -124,15 +124,6 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
         "|" + "|".join(" --- " for _ in header) + "|",
         *("| " + " | ".join(row) + " |" for row in rows),
     ]
-
-
-def write_jsonl(records: Iterable[Mapping], path: Path) -> Path:
-    """One JSON object per line (UTF-8, non-ASCII kept readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
 
 
 def write_report(report: Mapping, output_dir: str | Path) -> dict[str, Path]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any, Callable
 
 import rewards
 from affect_rl.config import read_yaml_mapping, validate_rewards
-from affect_rl.data.loaders import read_jsonl
 from affect_rl.errors import ConfigError, DataError
+from affect_rl.jsonl import read_jsonl, write_jsonl
 
 RESERVED_KEYS = ("name", "weight")
 
@@ -184,11 +183,11 @@ def score_completions(recipe_path: str, completions_path: str, output_path: str 
     totals = weighted_totals(scores, weights)
 
     output = Path(output_path) if output_path else Path(completions_path).with_suffix(".scores.jsonl")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as handle:
-        for index, line_number in enumerate(line_numbers):
-            record = {"line": line_number, **{name: column[index] for name, column in scores.items()}}
-            handle.write(json.dumps({**record, "total": totals[index]}) + "\n")
+    write_jsonl(
+        ({"line": line_number, **{name: column[index] for name, column in scores.items()}, "total": totals[index]}
+         for index, line_number in enumerate(line_numbers)),
+        output,
+    )
 
     summary = {
         "rows": len(rows),

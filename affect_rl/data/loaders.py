@@ -29,6 +29,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 from affect_rl.data.arguments import LOCAL_SUFFIXES, DataArguments
 from affect_rl.data.schemas import ONE_OF, required_columns, validate_rows
 from affect_rl.errors import DataError
+from affect_rl.jsonl import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -48,24 +49,6 @@ class _Table:
 
 def _accepted_formats() -> str:
     return ", ".join(LOCAL_SUFFIXES)
-
-
-def read_jsonl(path: Path | str) -> tuple[list[dict], list[int]]:
-    """The objects of a JSON-lines file and their line numbers (blank lines skipped); a line
-    that is not JSON raises DataError naming the file and the line."""
-    rows, numbers = [], []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{path}, line {number}: not valid JSON ({error.msg}); each line must be one JSON object"
-                ) from None
-            numbers.append(number)
-    return rows, numbers
 
 
 def _read_jsonl(path: Path) -> _Table:
