@@ -11,7 +11,6 @@ writes report.json, report.md and plots through ``affect_rl.report``.
 
 from __future__ import annotations
 
-import logging
 import math
 from functools import partial
 from pathlib import Path
@@ -28,8 +27,6 @@ from rewards.emotion_wheel import ew_metric
 from rewards.format import TEMPLATES, matches_template, parse_confidence
 from rewards.text import tag_span
 from rewards.wheel import split_labels
-
-logger = logging.getLogger(__name__)
 
 
 # ---- scoring: one record per test row, JSON-ready ----
