@@ -268,13 +268,14 @@ def plot_reward_curves(sources, out_png: str | Path) -> Path | None:
     losses differ in scale, so they never share an axis). Runs without logs are skipped with
     a warning; returns None when nothing is left to plot.
     """
+    histories = _histories(sources)
     panels = []
-    for name, history in _histories(sources).items():
+    for name, history in histories.items():
         rewards = _series(history, _is_reward_key)
         if rewards:
             reward_std = _series(history, lambda key: key == "reward_std").get("reward_std")
             panels.append((name, "reward", rewards, reward_std))
-    for name, history in _histories(sources).items():
+    for name, history in histories.items():
         loss = _series(history, lambda key: key == "loss")
         if loss:
             panels.append((name, "loss", loss, None))
