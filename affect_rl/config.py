@@ -287,20 +287,19 @@ def type_name(annotation: Any) -> str:
 def apply_hardware_defaults(training: dict[str, Any]) -> None:
     """CPU-aware defaults for keys the recipe left unset.
 
-    Without a GPU: train on the CPU (under DeepSpeed: gloo, fp32), no gradient checkpointing (it recomputes activations to
-    save memory and only slows CPU runs), bf16 autocast only where the CPU runs bf16 natively
-    (about twice as fast as fp32 on an avx512_bf16 CPU), else fp32.
+    Without a GPU: train on the CPU (under DeepSpeed: gloo, fp32), no gradient checkpointing (it
+    recomputes activations to save memory and only slows CPU runs), bf16 autocast only where the
+    CPU runs bf16 natively (about twice as fast as fp32 on an avx512_bf16 CPU), else fp32.
     """
     if cuda_available():
         training.setdefault("bf16", cuda_supports_bf16())
         return
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
-        # use_cpu would make transformers drop DeepSpeed and run plain DDP; DeepSpeed on CPU
-        # needs the gloo backend and fp32.
-        training.setdefault("use_cpu", False)
+    on_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    # use_cpu would make transformers drop DeepSpeed and run plain DDP.
+    training.setdefault("use_cpu", not on_deepspeed)
+    if on_deepspeed:  # DeepSpeed on CPU needs the gloo backend and fp32
         training.setdefault("ddp_backend", "gloo")
         training.setdefault("bf16", False)
-    training.setdefault("use_cpu", True)
     if "gradient_checkpointing" not in training:  # transformers 5 renamed it; either spelling wins
         training.setdefault("activation_checkpointing", False)
     training.setdefault("bf16", cpu_supports_bf16())

@@ -24,6 +24,7 @@ from affect_rl.stage import finish_stage, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
 from rewards.format import TEMPLATES
 
+
 def check_vllm_available(training_args) -> None:
     """Fail early, with the way out, when the recipe asks for vLLM on a machine that cannot run it."""
     if not training_args.use_vllm:
