@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import sys
 
-from affect_rl.errors import AffectRLError
+from affect_rl.errors import RewardError
 
 STAGE_HELP = """\
 Keys come from the recipe YAML; --key value overrides it. Accepted keys: the fields of TRL's
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge request otherwise
     try:
         args.handler(args, extra)
-    except AffectRLError as error:
+    except RewardError as error:  # the family root: affect-rl's errors and the rewards package's
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

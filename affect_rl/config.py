@@ -308,6 +308,7 @@ def apply_hardware_defaults(training: dict[str, Any]) -> None:
 def validate_rewards(reward_specs: list[dict], source: str) -> list[float]:
     """Check reward names and options before any model loads; return their weights."""
     import rewards
+    import rewards.errors
 
     if not reward_specs:
         raise ConfigError(f"{source}: a GRPO stage needs `rewards:`, e.g. [{{name: format, weight: 1.0}}]. "
@@ -320,7 +321,7 @@ def validate_rewards(reward_specs: list[dict], source: str) -> list[float]:
         try:
             rewards.check_options(reward_spec["name"], options)
             weights.append(float(reward_spec.get("weight", 1.0)))
-        except ConfigError as error:
+        except rewards.errors.ConfigError as error:
             raise ConfigError(f"{source}: rewards[{position}]: {error}") from None
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: rewards[{position}].weight must be a number, "

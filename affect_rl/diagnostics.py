@@ -15,22 +15,23 @@ from __future__ import annotations
 import functools
 import json
 
-from rewards.text import completion_text, tag_span
+from rewards.templates import Template, get_template
+from rewards.text import completion_text
 
 GOLD_COLUMNS = ("emotions", "emotion", "aus", "reference")
 
 
-def answer_items(text: str, answer_tag: str) -> int:
+def answer_items(text: str, template: Template) -> int:
     """How many comma-separated items the answer span lists (0 without an answer).
 
-    >>> answer_items("<answer>joy, awe,  pride</answer>", "answer")
+    >>> answer_items("<answer>joy, awe,  pride</answer>", get_template("r1"))
     3
     """
-    answer = tag_span(text, answer_tag)
+    answer = template.extract(text, template.answer)
     return 0 if answer is None else sum(1 for item in answer.split(",") if item.strip())
 
 
-def with_diagnostics(reward_fn, format_fn, answer_tag: str):
+def with_diagnostics(reward_fn, format_fn, template: Template):
     """Wrap the first reward function so each call also logs the hacking diagnostics."""
 
     @functools.wraps(reward_fn)
@@ -40,7 +41,7 @@ def with_diagnostics(reward_fn, format_fn, answer_tag: str):
             texts = [completion_text(c) for c in completions]
             failures = sum(score < 1.0 for score in format_fn(prompts, completions))
             log_metric("hacking/format_failure_rate", failures / len(texts))
-            log_metric("hacking/answer_list_length", sum(answer_items(t, answer_tag) for t in texts) / len(texts))
+            log_metric("hacking/answer_list_length", sum(answer_items(t, template) for t in texts) / len(texts))
         if log_extra is not None:
             gold_column = next((c for c in GOLD_COLUMNS if c in kwargs), None)
             if gold_column:

@@ -24,8 +24,7 @@ from affect_rl.stats import Bootstrap, Metric, bootstrap
 from rewards.accuracy import labels_match
 from rewards.action_units import cited_aus, consistency_score, gold_aus
 from rewards.emotion_wheel import ew_metric
-from rewards.format import TEMPLATES, matches_template, parse_confidence
-from rewards.text import tag_span
+from rewards.templates import get_template, parse_confidence
 from rewards.wheel import split_labels
 
 
@@ -55,16 +54,16 @@ def score_rows(
     - empathy: ``gold_emotion`` and ``correct``; ``judge`` when ``judge_scores`` are given;
     - template ``calibrated``: ``confidence``, the verbalised 0 < c < 1 or None.
     """
-    answer_tag, reasoning_tag = TEMPLATES[template].answer_tag, TEMPLATES[template].reasoning_tag
+    spec = get_template(template)
     num_tokens = getattr(completions, "num_tokens", [None] * len(completions))
     truncated = getattr(completions, "truncated", [None] * len(completions))
     records = []
     for row, (text, gold) in enumerate(zip(completions, gold_rows)):
-        answer = tag_span(text, answer_tag)
+        answer = spec.extract(text, spec.answer)
         record = {
             "completion": text,
             "answer": answer,
-            "format": float(matches_template(text, template)),
+            "format": float(spec.matches(text)),
             "num_tokens": num_tokens[row],
             "truncated": truncated[row],
         }
@@ -77,14 +76,14 @@ def score_rows(
             record["gold_emotion"] = gold["emotion"]
             record["correct"] = float(answer is not None and labels_match(answer, gold["emotion"]))
         if task == "facial":
-            cited = cited_aus(tag_span(text, reasoning_tag) or "")
+            cited = cited_aus(spec.extract(text, spec.reasoning) or "")
             record["gold_aus"] = sorted(gold_aus(gold["aus"], "aus", row))
             record["cited_aus"] = sorted(cited)
             record["au_consistency"] = None if answer is None else consistency_score(cited, answer)
         if judge_scores is not None:
             record["judge"] = judge_scores[row]
-        if template == "calibrated":
-            record["confidence"] = parse_confidence(tag_span(text, "confidence"))
+        if spec.confidence is not None:
+            record["confidence"] = parse_confidence(spec.extract(text, spec.confidence))
         records.append(record)
     return records
 
@@ -109,7 +108,7 @@ def task_metrics(task: str, template: str, judged: bool = False, generated: bool
         metrics["au_consistency"] = partial(mean_field, field="au_consistency")
     if judged:
         metrics["judge"] = partial(mean_field, field="judge")
-    if template == "calibrated":
+    if get_template(template).confidence is not None:
         metrics["calibration"] = calibration_scores
     metrics["format"] = partial(mean_field, field="format")
     if generated:

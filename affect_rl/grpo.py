@@ -22,7 +22,7 @@ from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.scoring import build_reward_functions
 from affect_rl.stage import finish_stage, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
-from rewards.format import TEMPLATES
+from rewards.templates import get_template
 
 
 def check_vllm_available(training_args) -> None:
@@ -53,7 +53,7 @@ def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
     # Wrap a synchronous reward: TRL runs async ones (judges) concurrently on its own loop.
     index = next((i for i, fn in enumerate(reward_fns) if not is_async_callable(fn)), None)
     if index is not None:
-        reward_fns[index] = with_diagnostics(reward_fns[index], format_fn, TEMPLATES[template].answer_tag)
+        reward_fns[index] = with_diagnostics(reward_fns[index], format_fn, get_template(template))
     return reward_fns
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import rewards
 from affect_rl.config import read_yaml_mapping, validate_rewards
 from affect_rl.errors import ConfigError, DataError
+from rewards import errors as reward_errors
 from affect_rl.jsonl import read_jsonl, write_jsonl
 
 RESERVED_KEYS = ("name", "weight")
@@ -79,7 +80,7 @@ def build_reward_functions(reward_specs: list[dict], source: str) -> tuple[list[
         options = {key: value for key, value in reward_spec.items() if key not in RESERVED_KEYS}
         try:
             reward_fn = rewards.build(name, **options)
-        except (ConfigError, TypeError) as error:
+        except (reward_errors.ConfigError, TypeError) as error:
             raise ConfigError(f"{source}: rewards[{position}]: {error}") from None
         seen[name] += 1
         reward_fn.__name__ = name if seen[name] == 1 else f"{name}_{seen[name]}"
@@ -117,7 +118,7 @@ def score_rows(functions: list[Callable], rows: list[dict], line_numbers: list[i
                     log_extra=lambda column, values: None, trainer_state=None, **columns)  # fmt: skip
         try:
             scores[reward_fn.__name__] = [_finite_or_none(value) for value in _call(reward_fn, call)]
-        except DataError as error:
+        except reward_errors.DataError as error:
             raise _locate(error, reward_fn, prompts, completions, columns, line_numbers, path) from None
     return scores, {name: sum(values) / len(values) for name, values in logged.items()}
 
@@ -140,7 +141,7 @@ def _locate(error, reward_fn, prompts, completions, columns, line_numbers, path)
                        log_metric=lambda k, v: None, log_extra=lambda k, v: None, trainer_state=None)  # fmt: skip
         try:
             _call(reward_fn, one_row)
-        except DataError as row_error:
+        except reward_errors.DataError as row_error:
             return DataError(f"{path}, line {line_number}: {row_error}")
     return DataError(f"{path}: {error}")
 

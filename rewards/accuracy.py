@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 from rewards.registry import register
 from rewards.text import completion_text, tag_span
 from rewards.wheel import bad_gold, base_forms, gold_column, synonym_set

@@ -23,7 +23,7 @@ from importlib import resources
 
 import yaml
 
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 from rewards.format import check_tag
 from rewards.registry import register
 from rewards.text import completion_text, tag_span

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 from rewards.accuracy import MATCHES, labels_match
 from rewards.action_units import gold_values
 from rewards.format import duplicated_tags, matches_template, parse_confidence

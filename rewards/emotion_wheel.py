@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 from rewards.registry import register
 from rewards.text import completion_text, tag_span
 from rewards.wheel import (

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from affect_rl.errors import EnvironmentProblem
+from rewards.errors import EnvironmentProblem
 
 _RETRIABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _MAX_BACKOFF_S = 30.0

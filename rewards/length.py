@@ -18,7 +18,7 @@ Range [-3, 0]. Each component is logged through TRL's ``log_metric`` as ``length
 
 from __future__ import annotations
 
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 from rewards.format import check_tag
 from rewards.registry import register
 from rewards.text import completion_text, tag_span

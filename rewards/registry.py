@@ -15,7 +15,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 
 RewardFn = Callable[..., list]
 

@@ -30,7 +30,7 @@ import concurrent.futures
 import os
 from dataclasses import dataclass, field
 
-from affect_rl.errors import ConfigError, JudgeError
+from rewards.errors import ConfigError, JudgeError
 from rewards.judge_client import JudgeCache, JudgeClient, JudgeRequestError, cache_key
 from rewards.registry import register
 from rewards.rubric_spec import Rubric, available_rubrics, conversation_text, judge_messages, load_rubric, parse_verdict

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 
 RUBRIC_DIR = Path(__file__).parent / "data" / "rubrics"
 SYSTEM_TEMPLATE = "judge_system.jinja"

@@ -29,7 +29,7 @@ from itertools import repeat
 
 import numpy as np
 
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 
 LEVELS = ("level1", "level2")
 WHEELS = (1, 2, 3, 4, 5)

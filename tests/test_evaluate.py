@@ -119,7 +119,10 @@ def test_ece_and_brier_equal_hand_computed_values():
 
 
 def test_empathy_reads_the_kardia_emotion_span_and_averages_the_judge():
-    text = "<understanding>u</understanding>\n<reasoning>r</reasoning>\n<emotion>{}</emotion>\n<response>ok</response>"
+    text = (
+        "<|understanding_begin|>u<|understanding_end|>\n<|reasoning_begin|>r<|reasoning_end|>\n"
+        "<|emotion_begin|>{}<|emotion_end|>\n<|response_begin|>ok<|response_end|>"
+    )
     completions = [text.format("lonely"), text.format("angry"), "no spans"]
     golds = [{"emotion": "lonely"}, {"emotion": "sad"}, {"emotion": "sad"}]
     records = score_rows("empathy", "kardia", completions, golds, judge_scores=[0.8, 0.4, None])

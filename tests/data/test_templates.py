@@ -57,8 +57,9 @@ FACIAL_COT_SYSTEM = (
 )
 KARDIA_SYSTEM = (
     "You are an empathetic listener. Use exactly this format:\n"
-    "<understanding>what the speaker feels and why</understanding>\n<reasoning>how to respond</reasoning>\n"
-    "<emotion>label</emotion>\n<response>your reply</response>"
+    "<|understanding_begin|>what the speaker feels and why<|understanding_end|>\n"
+    "<|reasoning_begin|>how to respond<|reasoning_end|>\n<|emotion_begin|>label<|emotion_end|>\n"
+    "<|response_begin|>your reply<|response_end|>"
 )
 CALIBRATED_SYSTEM = (
     "You are an emotion reasoning assistant. Think briefly, answer with one emotion label, then give your "
@@ -108,10 +109,10 @@ GOLDEN = {
     ("kardia", "empathy"): (
         KARDIA_SYSTEM,
         EMPATHY_CONVERSATION + "Name the speaker's emotion and write a supportive reply.",
-        "<understanding>The speaker feels ashamed. Persona: A 17-year-old student.</understanding>\n"
-        "<reasoning>A good reply acknowledges that they feel ashamed, shows understanding that fits their persona "
-        "and offers support.</reasoning>\n<emotion>ashamed</emotion>\n"
-        "<response>That sounds really discouraging.</response>",
+        "<|understanding_begin|>The speaker feels ashamed. Persona: A 17-year-old student.<|understanding_end|>\n"
+        "<|reasoning_begin|>A good reply acknowledges that they feel ashamed, shows understanding that fits their "
+        "persona and offers support.<|reasoning_end|>\n<|emotion_begin|>ashamed<|emotion_end|>\n"
+        "<|response_begin|>That sounds really discouraging.<|response_end|>",
     ),
     ("calibrated", "facial"): (
         CALIBRATED_SYSTEM,
@@ -159,10 +160,11 @@ R1_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL) 
         ),
         (
             "kardia",
-            ["<understanding>", "<reasoning>", "<emotion>", "<response>", "</response>"],
+            ["<|understanding_begin|>", "<|reasoning_begin|>", "<|emotion_begin|>", "<|response_begin|>",
+             "<|response_end|>"],
             re.compile(
-                r"<understanding>.+</understanding>\n<reasoning>.+</reasoning>\n<emotion>.+</emotion>\n"
-                r"<response>.+</response>"
+                r"<\|understanding_begin\|>.+<\|understanding_end\|>\n<\|reasoning_begin\|>.+<\|reasoning_end\|>\n"
+                r"<\|emotion_begin\|>.+<\|emotion_end\|>\n<\|response_begin\|>.+<\|response_end\|>"
             ),
         ),
         (

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import rewards
-from affect_rl.errors import JudgeError
+from rewards.errors import JudgeError
 from rewards.rubric_spec import load_rubric, parse_verdict
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import rewards
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 from rewards.accuracy import accuracy, chosen_option, labels_match, option_texts
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 import rewards
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 from rewards.action_units import au_f1_score, cited_aus, consistency_score, normalise_emotion
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 import rewards
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 
 
 def calibrated(answer: str, confidence: str) -> str:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rewards
-from affect_rl.errors import ConfigError, DataError
+from rewards.errors import ConfigError, DataError
 from rewards.emotion_wheel import emotion_wheel, ew_metric
 from rewards.wheel import load_wheel_data, split_labels, word_table
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rewards
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 from rewards.format import duplicated_tags, matches_template, parse_confidence, tag_count_score
 from rewards.text import tag_span
 
@@ -20,8 +20,8 @@ GOOD = {
         "Overall interpretation: a genuine smile.\nConclusion: happiness.</think>\n<answer>happiness</answer>"
     ),
     "kardia": (
-        "<understanding>She lost her job.</understanding>\n<reasoning>Loss and worry.</reasoning>\n"
-        "<emotion>anxious</emotion>\n<response>That sounds hard.</response>"
+        "<|understanding_begin|>She lost her job.<|understanding_end|>\n<|reasoning_begin|>Loss and worry."
+        "<|reasoning_end|>\n<|emotion_begin|>anxious<|emotion_end|>\n<|response_begin|>That sounds hard.<|response_end|>"
     ),
     "calibrated": "<think>Brows lowered.</think>\n<answer>anger</answer>\n<confidence>0.85</confidence>",
 }
@@ -118,7 +118,7 @@ def test_calibrated_needs_a_decimal_strictly_between_zero_and_one(confidence, va
         ("", "r1", 0.0),
         (GOOD["facial_cot"], "facial_cot", 1.0),
         ("<think>Key observations: x</think><answer>y</answer>", "facial_cot", 5 / 7),
-        ("<emotion>joy</emotion>", "kardia", 0.25),
+        ("<|emotion_begin|>joy<|emotion_end|>", "kardia", 0.25),
         (GOOD["kardia"], "kardia", 1.0),
         ("<think>t</think><answer>a</answer><confidence>", "calibrated", 5 / 6),
     ],

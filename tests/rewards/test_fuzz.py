@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rewards
-from affect_rl.errors import DataError
+from rewards.errors import DataError
 from rewards.format import TEMPLATES
 
 NEEDS_A_SERVER = {"rubric"}

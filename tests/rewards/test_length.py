@@ -3,7 +3,7 @@
 import pytest
 
 import rewards
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 from rewards.length import overlong_penalty
 
 

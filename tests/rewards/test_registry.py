@@ -3,7 +3,7 @@
 import pytest
 
 import rewards
-from affect_rl.errors import ConfigError
+from rewards.errors import ConfigError
 
 
 def test_available_lists_the_rule_rewards_sorted():
@@ -32,7 +32,7 @@ def test_every_reward_has_a_summary_a_range_and_a_docstring(name):
 def test_build_names_the_function_for_trl_logging():
     reward_fn = rewards.build("tag_count", template="kardia")
     assert reward_fn.__name__ == "tag_count"
-    assert reward_fn(prompts=[""], completions=["<emotion>joy</emotion>"]) == [0.25]
+    assert reward_fn(prompts=[""], completions=["<|emotion_begin|>joy<|emotion_end|>"]) == [0.25]
 
 
 def test_unknown_reward_suggests_the_closest_name_and_lists_all():

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import rewards
-from affect_rl.errors import ConfigError, JudgeError
+from rewards.errors import ConfigError, JudgeError
 from rewards.rubric_spec import available_rubrics, json_objects, judge_messages, load_rubric, parse_verdict
 
 EMPATHY_KEYS = ["relevance", "empathy", "persona_consistency", "safety", "fluency"]
