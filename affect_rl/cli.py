@@ -36,19 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one message and exit 2."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("sft", "grpo"):
+    if extra and args.command not in ("sft", "grpo", "eval", "data"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge request otherwise
     try:
-        args.handler(args, extra)
+        status = args.handler(args, extra)
     except RewardError as error:  # the family root: affect-rl's errors and the rewards package's
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: re-run the same command with --resume_from_checkpoint last to continue.", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,19 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output_dir", default="runs/demo", help="where the demo writes (default runs/demo)")
     demo.set_defaults(handler=run_demo)
 
-    evaluate = commands.add_parser("eval", help="evaluate checkpoints on a test split, with bootstrap intervals")
-    evaluate.add_argument("--model", action="append", required=True, metavar="CKPT",
+    evaluate = commands.add_parser(
+        "eval", help="evaluate checkpoints on the same rows, with bootstrap intervals",
+        description="affect-rl eval [--config FILE] --model LABEL=CKPT [--model ...] [--key value ...]",
+        epilog="Keys: every field of EvalArguments, i.e. the data keys of a stage recipe (dataset, format, "
+               "column_mapping, task, template, system_prompt, label_set, ...) plus split, output_dir, batch_size, "
+               "max_new_tokens, n_bootstrap, seed, judge, breakdown_column. --data is short for --dataset.")
+    evaluate.add_argument("--config", help="a YAML file of eval keys")
+    evaluate.add_argument("--model", action="append", default=[], metavar="CKPT",
                           help="a checkpoint (path, hub id or alias); repeat to compare; LABEL=CKPT names it")
-    evaluate.add_argument("--data", default="demo:emotion", help="dataset: demo:TASK, a file or a hub id")
-    evaluate.add_argument("--task", default="emotion", help="emotion | facial | empathy")
-    evaluate.add_argument("--template", default="r1", help="r1 | facial_cot | kardia | calibrated")
-    evaluate.add_argument("--output_dir", default="runs/eval", help="where report.json/.md and plots go")
-    evaluate.add_argument("--max_test_samples", type=int, default=None, help="evaluate on at most N test rows")
-    evaluate.add_argument("--batch_size", type=int, default=16, help="generation batch size")
-    evaluate.add_argument("--max_new_tokens", type=int, default=96, help="generation length cap")
-    evaluate.add_argument("--n_bootstrap", type=int, default=1000, help="bootstrap resamples for intervals")
-    evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     evaluate.set_defaults(handler=run_eval)
+
+    data = commands.add_parser("data", help="inspect a dataset as the stages will see it; list the formats")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    inspect = data_commands.add_parser(
+        "inspect", help="print rendered rows, the reward columns and the problems found (exit 2 on problems)",
+        description="affect-rl data inspect --dataset X [--format F] [--task T] [--template R] [--rows N] "
+                    "[--key value ...] (any data key of a stage recipe; --data is short for --dataset)")
+    inspect.add_argument("--rows", type=int, default=3, help="how many rows to render (default 3)")
+    inspect.set_defaults(handler=run_data_inspect)
+    formats = data_commands.add_parser("formats", help="list the format adapters and the task each maps to")
+    formats.set_defaults(handler=run_data_formats)
 
     listing = commands.add_parser("rewards", help="list every reward with its options, defaults and range")
     listing.set_defaults(handler=run_rewards)
@@ -131,10 +139,26 @@ def run_demo(args, _extra) -> None:
     demo(output_dir=args.output_dir)
 
 
-def run_eval(args, _extra) -> None:
+def run_eval(args, extra) -> None:
     from affect_rl.evaluate import evaluate_from_cli
 
-    evaluate_from_cli(args)
+    evaluate_from_cli(args.config, args.model, extra)
+
+
+def run_data_inspect(args, extra) -> int:
+    from affect_rl.config import build_data_arguments, parse_overrides
+    from affect_rl.data.inspect import inspect_data
+
+    values = parse_overrides(extra)
+    if "data" in values:
+        values["dataset"] = values.pop("data")
+    return inspect_data(build_data_arguments(values, "command line"), n_rows=args.rows)
+
+
+def run_data_formats(_args, _extra) -> None:
+    from affect_rl.data.inspect import describe_formats
+
+    print(describe_formats())
 
 
 def run_rewards(_args, _extra) -> None:

@@ -115,6 +115,22 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str) -> Stage
     return StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
 
 
+def build_arguments(cls, values: dict[str, Any], source: str, command: str):
+    """One arguments dataclass (DataArguments, EvalArguments) from keys, typed and checked like a recipe."""
+    types = field_types(cls)
+    typed = {}
+    for key, value in values.items():
+        if key not in types:
+            raise ConfigError(unknown_key_message(key, types, source, command))
+        typed[key] = coerce(value, types[key], key, source)
+    return construct(cls, typed, source)
+
+
+def build_data_arguments(values: dict[str, Any], source: str) -> DataArguments:
+    """DataArguments from a mapping of data keys (``affect-rl data inspect``)."""
+    return build_arguments(DataArguments, values, source, "data inspect")
+
+
 def read_yaml_mapping(path: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file, or a ConfigError saying what is wrong with it."""
     file = Path(path)

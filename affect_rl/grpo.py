@@ -14,13 +14,13 @@ import importlib.util
 import rewards
 from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
-from affect_rl.data import load_splits, to_grpo_dataset
+from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import with_diagnostics
 from affect_rl.errors import EnvironmentProblem
 from affect_rl.hardware import cuda_available
 from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.scoring import build_reward_functions
-from affect_rl.stage import finish_stage, resume_checkpoint
+from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
 from rewards.templates import get_template
 
@@ -65,8 +65,8 @@ def build_trainer(cfg: StageConfig):
 
     check_vllm_available(cfg.training)
     reward_fns = reward_functions_with_diagnostics(cfg)
-    splits = load_splits(cfg.data)
-    train_dataset = to_grpo_dataset(splits["train"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
+    splits = load_stage_data(cfg)
+    train_dataset = to_grpo_dataset(splits["train"], cfg.data)
 
     prepare_tracking(cfg.training)
     model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)

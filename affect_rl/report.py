@@ -28,6 +28,14 @@ METRIC_LABELS = {
     "ew_p_level2": "EW P (level 2)",
     "ew_r_level2": "EW R (level 2)",
     "accuracy": "accuracy",
+    "uar": "UAR",
+    "war": "WAR",
+    "f1_macro": "macro F1",
+    "f1_weighted": "weighted F1",
+    "exact_match": "exact match",
+    "set_f1": "set F1",
+    "auroc": "AUROC (confidence)",
+    "rouge_l": "ROUGE-L (reasoning)",
     "au_f1_micro": "AU F1 micro",
     "au_f1_macro": "AU F1 macro",
     "au_consistency": "AU-emotion consistency",
@@ -96,6 +104,9 @@ def markdown_report(report: Mapping) -> str:
             "",
             *_table(["A - B", *map(metric_label, names)], _difference_cells(report, names)),
         ]
+    for value, part in (report.get("breakdown") or {}).items():
+        lines += ["", f"## {value} ({part['n_rows']} rows)", "",
+                  *_table(["checkpoint", *map(metric_label, names)], _checkpoint_cells(part, names))]
     return "\n".join(lines) + "\n"
 
 

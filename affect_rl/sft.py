@@ -1,7 +1,8 @@
 """SFT stage: teach the reasoning template on labelled rows with TRL's SFTTrainer.
 
-Rows are rendered into prompt-completion chat pairs (the completion is the template filled
-from the row's rationale and labels), so the loss falls on the completion only.
+Rows are rendered into prompt-completion chat pairs (the completion is the row's own
+``completion`` when it has one, else the template filled from its rationale and labels), so the
+loss falls on the completion only.
 
     affect-rl sft --config recipes/demo/sft.yaml [--key value ...]
     accelerate launch --config_file launch/accelerate/ddp.yaml -m affect_rl.cli sft --config FILE
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
-from affect_rl.data import load_splits, to_sft_dataset
+from affect_rl.data import to_sft_dataset
 from affect_rl.models import load_causal_lm, load_tokenizer
-from affect_rl.stage import finish_stage, resume_checkpoint
+from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
 
 
@@ -22,11 +23,15 @@ def train(cfg: StageConfig):
     from trl import SFTTrainer
     from trl.trainer.utils import get_peft_config
 
-    splits = load_splits(cfg.data)
-    train_dataset = to_sft_dataset(splits["train"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
+    splits = load_stage_data(cfg)
+    report = {}
+    train_dataset = to_sft_dataset(splits["train"], cfg.data, report)
+    if report["skipped"]:
+        print(f"SFT: skipped {len(report['skipped'])} of {len(splits['train'])} rows whose completion does not match "
+              f"the {cfg.data.template} template (first: {report['skipped'][0]})")
     eval_dataset = None
     if cfg.training.eval_strategy != "no" and len(splits["test"]):
-        eval_dataset = to_sft_dataset(splits["test"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
+        eval_dataset = to_sft_dataset(splits["test"], cfg.data)
 
     prepare_tracking(cfg.training)
     model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)

@@ -1,4 +1,4 @@
-"""What every training stage does around ``trainer.train()``: resume, save, show samples."""
+"""What every training stage does around ``trainer.train()``: load its data, resume, save, show samples."""
 
 from __future__ import annotations
 
@@ -8,6 +8,25 @@ from pathlib import Path
 from affect_rl.tracking import tracking_summary
 
 logger = logging.getLogger(__name__)
+
+
+def load_stage_data(cfg):
+    """The stage's train and held-out splits, loaded on the main process first (under accelerate the
+    other ranks then read the cache); the held-out rows and training fingerprints are saved beside
+    the model (``affect_rl.data.heldout``), so a later eval scores exactly the rows held out."""
+    from accelerate import PartialState
+
+    from affect_rl.data import load_splits
+    from affect_rl.data.heldout import save_stage_rows
+    from affect_rl.data.media import check_text_model_rows
+
+    state = PartialState()
+    with state.main_process_first():
+        splits = load_splits(cfg.data)
+    check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
+    if state.is_main_process:
+        save_stage_rows(splits["train"], splits["test"], cfg.training.output_dir)
+    return splits
 
 
 def resume_checkpoint(training_args) -> str | None:
@@ -32,8 +51,8 @@ def finish_stage(trainer, cfg, test_rows) -> None:
     trainer.save_model(cfg.training.output_dir)
     count = min(cfg.recipe.num_sample_prompts, len(test_rows))
     # Every rank generates: under ZeRO-3 each holds a shard, and generation gathers them.
-    prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
-               for i in range(count)]
+    prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt,
+                             cfg.data.label_set) for i in range(count)]
     completions = generate_samples(trainer.model, trainer.processing_class, prompts) if count else []
     if not trainer.is_world_process_zero():
         return

@@ -95,6 +95,41 @@ def chosen_option(answer: str, options: list[str], match: str = "synonym") -> in
     return None
 
 
+# "A,C", "A, C", "A and C", "(A) (C)", "A/C": letters joined by separators; "ACD": a run of capitals.
+_LETTER_LIST = re.compile(r"[(\[]?([A-Za-z])[)\].]?(?:\s*(?:,|;|/|&|\band\b|\s)\s*[(\[]?([A-Za-z])[)\].]?)+")
+_LETTER_RUN = re.compile(r"[A-Z]{2,26}")
+
+
+def chosen_options(answer: str, options: list[str], match: str = "synonym") -> list[str]:
+    """The letters an answer picks, sorted: one option as ``chosen_option`` reads it, or several
+    written "A, C", "A,C", "A and C", "(A) (C)" or "ACD", or option texts separated by commas.
+    Empty when the answer names no option, or a letter beyond the options.
+
+    >>> chosen_options("A, C", ["joy", "fear", "pride"]), chosen_options("AC", ["joy", "fear", "pride"])
+    (['A', 'C'], ['A', 'C'])
+    >>> chosen_options("joy, pride", ["joy", "fear", "pride"]), chosen_options("(b)", ["joy", "fear"])
+    (['A', 'C'], ['B'])
+    """
+    text = answer.strip()
+    if not text or len(text) > _MAX_LABEL_CHARS:
+        return []
+    single = chosen_option(text, options, match)
+    if single is not None:
+        return [_LETTERS[single]]
+    letters = None
+    if _LETTER_RUN.fullmatch(text):
+        letters = list(text)
+    elif _LETTER_LIST.fullmatch(text):
+        letters = [letter.upper() for letter in re.findall(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", text.replace("and", ","))]
+    if letters is not None:
+        indices = [_LETTERS.find(letter) for letter in letters]
+        return sorted(set(letters)) if all(0 <= i < len(options) for i in indices) else []
+    picked = [chosen_option(part, options, match) for part in re.split(r",|;|\band\b", text) if part.strip()]
+    if len(picked) < 2 or any(index is None for index in picked):
+        return []
+    return sorted({_LETTERS[index] for index in picked})
+
+
 def option_texts(options) -> list[str]:
     """Option texts in letter order, from a list ``["joy", ...]`` or a dict ``{"A": "joy", ...}``.
 

@@ -77,6 +77,50 @@ def cited_aus(text: str, match_names: bool = True) -> set[int]:
     return cited
 
 
+_AU_ITEM = re.compile(r"(?:AU)?\s*([0-9]+)", re.IGNORECASE)
+# FACS numbers AUs from 1; AU 0 (the neutral face) and numbers beyond 999 are not Action Units.
+_LARGEST_AU = 999
+
+
+def parse_au_list(value) -> list[int]:
+    """Sorted unique AU numbers from a list or a string; ValueError/TypeError when malformed.
+
+    Accepts ints, integral floats, "12", "AU12", "1,2,4", "AU1+AU2", "au4 au1" and JSON list
+    strings. AU 0, negative, fractional, boolean and numbers above 999 are refused.
+
+    >>> parse_au_list("AU12+AU6"), parse_au_list([6.0, "AU12", 6]), parse_au_list("[15, 1]"), parse_au_list([])
+    ([6, 12], [6, 12], [1, 15], [])
+    """
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            value = json.loads(stripped)
+        else:
+            value = [token for token in re.split(r"[,+;\s]+", stripped) if token]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list of AU numbers, got {type(value).__name__}")
+    return sorted({_au_item(item) for item in value})
+
+
+def _au_item(item) -> int:
+    if isinstance(item, bool):
+        raise TypeError("a boolean is not an AU number")
+    if isinstance(item, float) and item.is_integer():
+        item = int(item)
+    if isinstance(item, str):
+        found = _AU_ITEM.fullmatch(item.strip())
+        if not found:
+            raise ValueError(f"{item!r} is not an AU number")
+        item = int(found.group(1))
+    if not isinstance(item, int) or not 1 <= item <= _LARGEST_AU:
+        raise ValueError(f"{item!r} is not an AU number between 1 and {_LARGEST_AU}")
+    return item
+
+
 def normalise_emotion(label: str) -> str:
     """Lower-case, trim spaces and punctuation, and map EMFACS spellings to the table's name.
 

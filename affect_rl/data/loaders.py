@@ -1,263 +1,274 @@
-"""Load a dataset source into validated ``train`` and ``test`` splits.
+"""Load a data source into validated, normalised splits of canonical task rows.
 
-Sources (``DataArguments.dataset``):
-- a local ``.jsonl`` / ``.json`` (an array of row objects) / ``.csv`` / ``.parquet`` file;
-- a Hugging Face dataset id, loaded through ``datasets.load_dataset`` (the only network access);
-- a built-in demo set ``demo:emotion`` / ``demo:facial`` / ``demo:empathy`` (package data).
+Order, per table the source holds (``affect_rl.data.sources``): ``column_mapping`` -> the format
+adapter (``format:``) -> ``ignore_media`` -> the task's row check (errors name rows as numbered
+in the file) -> media paths resolved against the dataset's folder. Then the splits: the source's
+own (hub or folder splits, or a ``split`` column as the demo sets have); a training stage without
+a test split holds out a seeded ``test_size`` of its training rows, while an evaluation of an
+unsplit source scores every row. Split names may carry a slice: ``train[:1000]``, ``test[10%:]``.
 
-Order: read -> ``column_mapping`` -> schema validation (so errors name rows as numbered in
-the file) -> train/test split -> ``max_*_samples``. The split is, in this order of preference:
-the source's own splits (hub splits, or a ``split`` column as the demo sets have), else a
-seeded ``test_size`` hold-out of the training rows.
-
-JSON files are parsed with the standard library rather than ``datasets``: Arrow rejects a
-column whose rows mix types (``aus`` as ``[1, 2]`` here, ``"1,2"`` there) with a message
-naming no row, while normalisation accepts both.
+``dataset_mixture`` loads several sources the same way, keeps ``weight`` of each one's training
+rows (seeded), and tags every row with a ``dataset`` column naming its source.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
-from importlib.resources import as_file, files
+import random
+import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict
 
-from affect_rl.data.arguments import LOCAL_SUFFIXES, DataArguments
-from affect_rl.data.schemas import ONE_OF, required_columns, validate_rows
-from affect_rl.errors import DataError
-from affect_rl.jsonl import read_jsonl
+from affect_rl.data import sources
+from affect_rl.data.arguments import SPLIT_SPEC, DataArguments, parse_column_mapping, split_name
+from affect_rl.data.formats import Format, get_format
+from affect_rl.data.tasks import MEDIA_COLUMNS, get_task, check_rows
+from affect_rl.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "split"
+UNSPLIT = None
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
-@dataclass
-class _Table:
-    """Rows as read, with their numbers in the file and the features worth keeping (images)."""
-
-    rows: list[dict]
-    row_numbers: list[int]
-    source: str
-    columns: list[str]
-    features: dict[str, Any] = field(default_factory=dict)
-
-
-def _accepted_formats() -> str:
-    return ", ".join(LOCAL_SUFFIXES)
-
-
-def _read_jsonl(path: Path) -> _Table:
-    rows, numbers = read_jsonl(path)
-    return _Table(rows, numbers, str(path), _union_of_keys(rows))
-
-
-def _read_json(path: Path) -> _Table:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON array of row objects; write one object per line as .jsonl instead")
-    return _Table(rows, list(range(1, len(rows) + 1)), str(path), _union_of_keys(rows))
-
-
-def _union_of_keys(rows: list) -> list[str]:
-    return list(dict.fromkeys(key for row in rows if isinstance(row, dict) for key in row))
-
-
-def _class_label_names(ds: Dataset) -> dict[str, ClassLabel]:
-    """Columns holding class ids (or lists of them) whose names are the real labels."""
-    labels = {}
-    for name, feature in ds.features.items():
-        inner = getattr(feature, "feature", None)
-        if isinstance(feature, ClassLabel) or isinstance(inner, ClassLabel):
-            labels[name] = feature if isinstance(feature, ClassLabel) else inner
-    return labels
-
-
-def _table_from_dataset(ds: Dataset, source: str, first_row_number: int = 1) -> _Table:
-    rows = ds.to_list()
-    for column, class_label in _class_label_names(ds).items():
-        for row in rows:
-            value = row[column]
-            if isinstance(value, int):
-                row[column] = class_label.int2str(value)
-            elif isinstance(value, list):
-                row[column] = [class_label.int2str(item) for item in value]
-    numbers = list(range(first_row_number, first_row_number + len(rows)))
-    return _Table(rows, numbers, source, list(ds.column_names), dict(ds.features))
-
-
-def _read_with_datasets(path: Path, builder: str, first_row_number: int) -> _Table:
-    try:
-        ds = load_dataset(builder, data_files=str(path), split="train")
-    except Exception as error:  # datasets raises many types here; all mean "this file cannot be read"
-        raise DataError(f"{path}: could not read it as {builder} ({error})") from error
-    return _table_from_dataset(ds, str(path), first_row_number)
-
-
-def _read_local(path: Path) -> _Table:
-    suffix = path.suffix.lower()
-    if suffix not in LOCAL_SUFFIXES:
-        raise DataError(
-            f"{path}: unsupported file type {suffix or '(none)'!r}; accepted formats: {_accepted_formats()}"
-        )
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such file; give an existing {_accepted_formats()} file, a Hugging Face dataset id "
-            "or demo:emotion / demo:facial / demo:empathy"
-        )
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    if suffix == ".json":
-        return _read_json(path)
-    # CSV rows are numbered as a spreadsheet shows them: the header is row 1.
-    return _read_with_datasets(path, suffix[1:], first_row_number=2 if suffix == ".csv" else 1)
-
-
-def _read_demo(name: str) -> _Table:
-    resource = files("affect_rl.data") / "demo" / f"{name}.jsonl"
-    with as_file(resource) as path:
-        if not path.is_file():
-            raise DataError(
-                f"the demo set demo:{name} is missing from the installed package ({path}); reinstall affect-rl"
-            )
-        return _read_jsonl(path)
+# ---- one table -> canonical rows ----
 
 
 def _renamed(columns: dict, mapping: dict[str, str], replaced: set[str]) -> dict:
     return {mapping.get(key, key): value for key, value in columns.items() if key not in replaced}
 
 
-def _apply_column_mapping(table: _Table, mapping: dict[str, str]) -> _Table:
+def apply_column_mapping(table: sources.Table, mapping: dict[str, str]) -> sources.Table:
     """Rename columns; a renamed column replaces an existing column of the target name."""
+    if not mapping:
+        return table
     unknown = [column for column in mapping if column not in table.columns]
     if unknown:
-        raise DataError(
-            f"{table.source}: column_mapping names {', '.join(map(repr, unknown))}, which the data does not have; "
-            f"its columns are: {', '.join(table.columns)}"
-        )
+        raise DataError(f"{table.source}: column_mapping names {', '.join(map(repr, unknown))}, which the data does "
+                        f"not have; its columns are: {', '.join(table.columns)}")  # fmt: skip
     replaced = (set(mapping.values()) & set(table.columns)) - set(mapping)
     rows = [_renamed(row, mapping, replaced) if isinstance(row, dict) else row for row in table.rows]
     columns = list(_renamed(dict.fromkeys(table.columns), mapping, replaced))
-    return _Table(rows, table.row_numbers, table.source, columns, _renamed(table.features, mapping, replaced))
+    return replace(table, rows=rows, columns=columns, features=_renamed(table.features, mapping, replaced))
 
 
-def _check_columns(table: _Table, task: str) -> None:
-    missing = [column for column in required_columns(task) if column not in table.columns]
-    group = ONE_OF.get(task, ())
-    if group and not set(group) & set(table.columns):
-        missing.append(" or ".join(group))
+def apply_format(table: sources.Table, adapter: Format, options: dict) -> sources.Table:
+    """Each upstream row through the adapter; output rows keep their source row's number."""
+    rows, numbers = [], []
+    for row, number in zip(table.rows, table.row_numbers):
+        where = f"{table.source}, row {number}"
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a {adapter.name} object; got {type(row).__name__}")
+        try:
+            converted = adapter.convert(row, **options)
+        except KeyError as missing:
+            raise DataError(f"{where}: a {adapter.name} row needs the field {missing.args[0]!r} ({adapter.source}); "
+                            f"the row has {', '.join(map(str, row)) or 'no fields'}. Rename yours with "
+                            f"column_mapping") from None  # fmt: skip
+        except DataError as error:
+            raise DataError(f"{where}: {error}") from None
+        rows += converted
+        numbers += [number] * len(converted)
+    return replace(table, rows=rows, row_numbers=numbers, columns=sources.union_of_keys(rows))
+
+
+def _check_columns(table: sources.Table, task_name: str) -> None:
+    task = get_task(task_name)
+    missing = [column for column in task.required_columns if column not in table.columns]
+    missing += [" or ".join(group) for group in task.one_of if not set(group) & set(table.columns)]
     if missing:
         example = ", ".join(f'"your_column": "{column.split(" or ")[0]}"' for column in missing)
         raise DataError(
-            f"{table.source}: {task} rows need the column(s) {', '.join(missing)}; the data has "
-            f"{', '.join(table.columns) or 'no columns'}. Rename yours with column_mapping, e.g. {{{example}}}"
+            f"{table.source}: {task_name} rows need the column(s) {', '.join(missing)}; the data has "
+            f"{', '.join(table.columns) or 'no columns'}. Rename yours with column_mapping, e.g. {{{example}}}, "
+            f"or set format: to the dataset's upstream format (`affect-rl data formats`)"
         )
 
 
-def _validated_dataset_rows(table: _Table, args: DataArguments) -> tuple[list[dict], dict[str, Any]]:
+def _resolve_media(rows: list[dict], folder: Path | None) -> None:
+    """Media paths relative to the dataset's folder become absolute (URLs and objects stay as they are)."""
+
+    def resolved(value):
+        if isinstance(value, str) and folder is not None and not _URL.match(value) and not Path(value).is_absolute():
+            return str((folder / value).resolve())
+        if isinstance(value, list):
+            return [resolved(item) for item in value]
+        return value
+
+    for row in rows:
+        for column in MEDIA_COLUMNS:
+            if row.get(column) is not None:
+                row[column] = resolved(row[column])
+
+
+def canonical_rows(table: sources.Table, args: DataArguments, collect: bool = False):
+    """The table's rows as canonical, normalised task rows (a ``tasks.Checked``)."""
     if not table.rows:
         raise DataError(f"{table.source} holds no rows")
-    table = _apply_column_mapping(table, args.column_mapping)
+    table = apply_column_mapping(table, args.column_mapping)
+    if args.format:
+        adapter = get_format(args.format)
+        table = apply_format(table, adapter, adapter.check_options(args.format_options or {}))
+        if not table.rows:
+            raise DataError(f"{table.source}: the {args.format} adapter kept no rows (check format_options)")
+    if args.ignore_media:
+        table = replace(table, rows=[{k: v for k, v in row.items() if k not in MEDIA_COLUMNS} for row in table.rows],
+                        columns=[c for c in table.columns if c not in MEDIA_COLUMNS])  # fmt: skip
     _check_columns(table, args.task)
-    return validate_rows(table.rows, args.task, table.source, table.row_numbers), table.features
+    checked = check_rows(table.rows, args.task, table.source, table.row_numbers, collect=collect)
+    _resolve_media(checked.rows, table.folder)
+    return checked
 
 
-def _to_dataset(rows: list[dict], features: dict[str, Any]) -> Dataset:
-    ds = Dataset.from_list(rows)
-    if "image" in ds.column_names and "image" in features:
-        ds = ds.cast_column("image", features["image"])
-    return ds
+# ---- a source -> its splits ----
 
 
-def _split_by_column(rows: list[dict], features: dict, args: DataArguments, source: str) -> tuple[Dataset, Dataset]:
-    """Partition rows on their ``split`` column (the demo sets' fixed split)."""
-    by_split: dict[str, list[dict]] = {}
-    for row in rows:
-        by_split.setdefault(str(row[SPLIT_COLUMN]), []).append({k: v for k, v in row.items() if k != SPLIT_COLUMN})
-    wanted = (args.train_split, args.test_split)
-    absent = [name for name in wanted if name not in by_split]
-    if absent:
-        raise DataError(
-            f"{source}: its {SPLIT_COLUMN!r} column has the values {', '.join(sorted(by_split))}, not "
-            f"{', '.join(absent)}; set train_split / test_split to values it has"
-        )
-    ignored = {name: len(part) for name, part in by_split.items() if name not in wanted}
-    if ignored:
-        logger.info("%s: ignoring rows of splits %s", source, ignored)
-    return _to_dataset(by_split[args.train_split], features), _to_dataset(by_split[args.test_split], features)
+def read_source(args: DataArguments) -> dict[str | None, sources.Table]:
+    """Split name (None: the source has no splits) -> raw Table."""
+    kind = args.source_kind
+    if kind == "hub":
+        return sources.read_hub(args.dataset, args.dataset_config)
+    if kind == "demo":
+        return {UNSPLIT: sources.read_demo(args.demo_name)}
+    path = Path(args.dataset).expanduser()
+    if path.is_dir():
+        return sources.read_folder(path, args.encoding)
+    return {UNSPLIT: sources.read_file(path, args.encoding)}
 
 
-def _hold_out(ds: Dataset, args: DataArguments, source: str) -> tuple[Dataset, Dataset]:
+def source_splits(args: DataArguments) -> dict[str | None, list[dict]]:
+    """Every split of ``args``' source as canonical rows; a ``split`` column splits an unsplit table."""
+    splits: dict[str | None, list[dict]] = {}
+    for split, table in read_source(args).items():
+        rows = canonical_rows(table, args).rows
+        if split is UNSPLIT and rows and SPLIT_COLUMN in rows[0]:
+            for row in rows:
+                value = row.pop(SPLIT_COLUMN)
+                splits.setdefault(None if value is None else str(value), []).append(row)
+        else:
+            splits[split] = rows
+    return splits
+
+
+def slice_rows(rows: list, spec: str) -> list:
+    """``rows`` sliced by a split spec's ``[start:stop]`` (counts or percentages)."""
+    match = SPLIT_SPEC.fullmatch(spec.strip())
+
+    def bound(text):
+        if text is None:
+            return None
+        return round(len(rows) * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+
+    return rows[bound(match.group("start")) : bound(match.group("stop"))]
+
+
+def _named_split(splits: dict, spec: str, source: str) -> list[dict] | None:
+    name = split_name(spec)
+    if name not in splits:
+        return None
+    return slice_rows(splits[name], spec)
+
+
+def _hold_out(rows: list[dict], args: DataArguments, source: str) -> tuple[list[dict], list[dict]]:
     """A seeded ``test_size`` hold-out, for sources without a test split."""
+    if len(rows) < 2:
+        raise DataError(f"{source}: cannot hold out test_size={args.test_size} of {len(rows)} row(s); add rows "
+                        "or a test split")  # fmt: skip
+    order = list(range(len(rows)))
+    random.Random(args.split_seed).shuffle(order)
+    n_test = min(len(rows) - 1, max(1, round(len(rows) * args.test_size)))
+    held = set(order[:n_test])
+    logger.info("%s has no %r split: held out %d rows (seed %d)", source, split_name(args.test_split), n_test,
+                args.split_seed)  # fmt: skip
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def _train_and_test(args: DataArguments) -> tuple[list[dict], list[dict]]:
+    splits = source_splits(args)
+    source = args.dataset
+    if set(splits) == {UNSPLIT}:
+        train_rows, test_rows = _hold_out(splits[UNSPLIT], args, source)
+        return slice_rows(train_rows, args.train_split), slice_rows(test_rows, args.test_split)
+    train_rows = _named_split(splits, args.train_split, source)
+    if train_rows is None:
+        raise DataError(f"{source} has no split {split_name(args.train_split)!r}; its splits are: "
+                        f"{', '.join(str(s) for s in splits)}. Set train_split")  # fmt: skip
+    test_rows = _named_split(splits, args.test_split, source)
+    if test_rows is None:
+        return _hold_out(train_rows, args, f"{source} [{split_name(args.train_split)}]")
+    return train_rows, test_rows
+
+
+def _mixture_train_and_test(args: DataArguments) -> tuple[list[dict], list[dict]]:
+    train_rows, test_rows = [], []
+    for position, source in enumerate(args.dataset_mixture, start=1):
+        sub = _source_arguments(args, source)
+        train, test = _train_and_test(sub)
+        weight = float(source.get("weight", 1.0))
+        if weight < 1.0:
+            random.Random(args.split_seed + position).shuffle(train)
+            train = train[: max(1, round(len(train) * weight))]
+        name = source.get("name") or Path(source["dataset"]).stem
+        for row in train + test:
+            row["dataset"] = row.get("dataset") or name
+        train_rows += train
+        test_rows += test
+    return train_rows, test_rows
+
+
+def _source_arguments(args: DataArguments, source: dict) -> DataArguments:
+    """The DataArguments of one mixture source: its own keys over the mixture's shared ones."""
+    return replace(
+        args, dataset=source["dataset"], dataset_mixture=None, dataset_config=source.get("dataset_config"),
+        format=source.get("format", args.format), format_options=source.get("format_options", args.format_options),
+        column_mapping=parse_column_mapping(source.get("column_mapping", args.column_mapping)),
+        train_split=source.get("train_split", args.train_split), test_split=source.get("test_split", args.test_split),
+    )  # fmt: skip
+
+
+def to_dataset(rows: list[dict]) -> Dataset:
+    """Rows as a ``datasets.Dataset``; a column Arrow cannot hold is a DataError naming it."""
     try:
-        parts = ds.train_test_split(test_size=args.test_size, seed=args.split_seed)
-    except ValueError as error:
-        raise DataError(f"{source}: cannot hold out test_size={args.test_size} of {len(ds)} rows ({error})") from None
-    logger.info(
-        "%s has no %r split: held out %d rows (seed %d)", source, args.test_split, len(parts["test"]), args.split_seed
-    )
-    return parts["train"], parts["test"]
-
-
-def _local_splits(table: _Table, args: DataArguments) -> tuple[Dataset, Dataset]:
-    rows, features = _validated_dataset_rows(table, args)
-    if SPLIT_COLUMN in rows[0]:
-        return _split_by_column(rows, features, args, table.source)
-    return _hold_out(_to_dataset(rows, features), args, table.source)
-
-
-def _hub_splits(args: DataArguments) -> tuple[Dataset, Dataset]:
-    config = f" (config {args.dataset_config!r})" if args.dataset_config else ""
-    try:
-        loaded = load_dataset(args.dataset, args.dataset_config)
-    except Exception as error:  # network, auth, missing id or config: all reported the same way
-        raise DataError(
-            f"could not load the Hugging Face dataset {args.dataset!r}{config}: {error}. Check the id and "
-            "dataset_config and that the hub is reachable; a local file needs one of the suffixes "
-            f"{_accepted_formats()}"
-        ) from error
-    if args.train_split not in loaded:
-        raise DataError(
-            f"{args.dataset}{config} has no split {args.train_split!r}; its splits are: "
-            f"{', '.join(loaded)}. Set train_split"
-        )
-
-    def validated(split: str) -> Dataset:
-        table = _table_from_dataset(loaded[split], f"{args.dataset} [{split}]")
-        return _to_dataset(*_validated_dataset_rows(table, args))
-
-    train = validated(args.train_split)
-    if args.test_split in loaded:
-        return train, validated(args.test_split)
-    return _hold_out(train, args, f"{args.dataset} [{args.train_split}]")
-
-
-def _truncate(ds: Dataset, limit: int | None) -> Dataset:
-    return ds if limit is None or limit >= len(ds) else ds.select(range(limit))
+        return Dataset.from_list(rows)
+    except Exception as error:  # pyarrow's type errors name no row; the row check catches most before this
+        raise DataError(f"the rows cannot form a table ({error}); give each column one kind of value") from error
 
 
 def load_splits(data_args: DataArguments) -> DatasetDict:
-    """Validated, normalised ``train`` and ``test`` splits of ``data_args.dataset``.
+    """Validated ``train`` and ``test`` (held-out) splits, for a training stage.
 
     Raises:
         DataError: a missing or unreadable file, a missing column, or a bad row (naming the
             file, the row number and the field).
     """
-    kind = data_args.source_kind
-    if kind == "hub":
-        train, test = _hub_splits(data_args)
-    elif kind == "demo":
-        train, test = _local_splits(_read_demo(data_args.demo_name), data_args)
+    if data_args.source_kind == "mixture":
+        train, test = _mixture_train_and_test(data_args)
     else:
-        train, test = _local_splits(_read_local(Path(data_args.dataset).expanduser()), data_args)
-    return DatasetDict(
-        train=_truncate(train, data_args.max_train_samples),
-        test=_truncate(test, data_args.max_test_samples),
-    )
+        train, test = _train_and_test(data_args)
+    if not train:
+        raise DataError(f"{data_args.dataset or 'the mixture'} has no training rows in {data_args.train_split!r}")
+    train = train[: data_args.max_train_samples]
+    test = test[: data_args.max_test_samples]
+    return DatasetDict(train=to_dataset(train), test=to_dataset(test) if test else Dataset.from_dict({}))
+
+
+def load_eval_rows(data_args: DataArguments, split: str | None = None) -> list[dict]:
+    """The rows an evaluation scores: the named split (default ``test_split``), or every row of an
+    unsplit source (a file holding only evaluation rows is evaluated whole)."""
+    if data_args.source_kind == "mixture":
+        return _mixture_train_and_test(data_args)[1][: data_args.max_test_samples]
+    spec = split or data_args.test_split
+    splits = source_splits(data_args)
+    if set(splits) == {UNSPLIT}:
+        rows = slice_rows(splits[UNSPLIT], spec) if "[" in spec else splits[UNSPLIT]
+    else:
+        rows = _named_split(splits, spec, data_args.dataset)
+        if rows is None:
+            raise DataError(f"{data_args.dataset} has no split {split_name(spec)!r}; its splits are: "
+                            f"{', '.join(str(s) for s in splits)}. Pass --split with one of them")  # fmt: skip
+    if not rows:
+        raise ConfigError(f"{data_args.dataset}: split {spec!r} holds no rows")
+    return rows[: data_args.max_test_samples]
