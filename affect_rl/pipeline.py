@@ -26,8 +26,10 @@ from affect_rl.scoring import build_reward_functions
 DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "pipeline.yaml"
 STAGE_KINDS = ("sft", "grpo", "eval")
 TRACKED_PACKAGES = ("affect-rl", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "wandb")
-EVAL_KEYS = {"models", "dataset", "task", "template", "max_test_samples", "batch_size", "max_new_tokens",
-             "n_bootstrap", "seed"}
+# An eval stage takes every EvalArguments key (output_dir is the stage's folder).
+EVAL_KEYS = {"models", "dataset", "dataset_mixture", "dataset_config", "format", "format_options", "encoding", "task",
+             "template", "system_prompt", "label_set", "column_mapping", "ignore_media", "test_split", "split",
+             "max_test_samples", "batch_size", "max_new_tokens", "n_bootstrap", "seed", "judge", "breakdown_column"}
 
 
 def run_demo(output_dir: str = "runs/demo") -> dict:
@@ -128,26 +130,61 @@ def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name
 def run_training_stage(stage: dict, run_dir: Path, recipe_dir: Path, manifest: dict) -> dict:
     from affect_rl import grpo, sft
 
+    from affect_rl.data.heldout import recorded_rows
+
     cfg = training_stage_config(stage, run_dir, recipe_dir, manifest["run_name"])
     trainer = (sft if stage["stage"] == "sft" else grpo).train(cfg)
-    return {"config": resolved_config(cfg), "metrics": final_train_metrics(trainer.state.log_history)}
+    return {"config": resolved_config(cfg), "metrics": final_train_metrics(trainer.state.log_history),
+            "rows": recorded_rows(cfg.training.output_dir), "model_from": stage.get("model_from")}
+
+
+def trained_ancestry(names, manifest: dict) -> list[str]:
+    """The training stages behind ``names``: each stage and the stages its model came from."""
+    found, pending = [], [name for name in names if name in manifest["stages"]]
+    while pending:
+        name = pending.pop()
+        record = manifest["stages"][name]
+        if name in found or record.get("kind") not in ("sft", "grpo"):
+            continue
+        found.append(name)
+        if record.get("model_from"):
+            pending.append(record["model_from"])
+    return found
 
 
 def run_eval_stage(stage: dict, output_dir: Path, manifest: dict) -> dict:
-    from affect_rl.data import DataArguments
-    from affect_rl.evaluate import evaluate_checkpoints, print_report
+    """Evaluate the stage's models on the rows their training stages held out (or on the stage's
+    own dataset), refusing any row one of those stages trained on."""
+    from affect_rl.data import load_eval_rows
+    from affect_rl.data.heldout import trained_on
+    from affect_rl.evaluate import build_eval_arguments, evaluate_checkpoints, print_report
 
     models = {label: manifest["stages"][ref]["output_dir"] if ref in manifest["stages"] else ref
               for label, ref in stage["models"].items()}
-    data_args = DataArguments(dataset=stage.get("dataset", "demo:emotion"), task=stage.get("task", "emotion"),
-                              template=stage.get("template", "r1"), max_test_samples=stage.get("max_test_samples"))
-    training_logs = {name: str(Path(record["output_dir"]) / "trainer_state.json")
-                     for name, record in manifest["stages"].items() if record.get("kind") in ("sft", "grpo")}
-    report = evaluate_checkpoints(
-        models, data_args, str(output_dir), batch_size=stage.get("batch_size", 16),
-        max_new_tokens=stage.get("max_new_tokens", 96), seed=stage.get("seed", 0),
-        n_bootstrap=stage.get("n_bootstrap", 1000), training_logs=training_logs,
-    )
+    trained = trained_ancestry(stage["models"].values(), manifest)
+    values = {key: value for key, value in stage.items() if key not in ("name", "stage", "models")}
+    values.update(models=models, output_dir=str(output_dir))
+    if "dataset" not in values and "dataset_mixture" not in values:
+        if not trained:
+            raise ConfigError(f"eval stage {stage['name']!r} names no training stage and no dataset; set dataset:")
+        latest = manifest["stages"][max(trained, key=list(manifest["stages"]).index)]
+        if not latest.get("rows"):
+            raise ConfigError(f"stage {trained[0]!r} recorded no held-out rows; re-run it, or set the eval's dataset:")
+        values["dataset"] = latest["rows"]["heldout"]
+        for key in ("task", "template", "system_prompt", "label_set"):
+            values.setdefault(key, latest["config"]["data"][key])
+    eval_args = build_eval_arguments(values, f"eval stage {stage['name']!r}")
+    rows = load_eval_rows(eval_args, eval_args.split)
+    for name in trained:
+        overlap = trained_on(rows, manifest["stages"][name]["output_dir"])
+        if overlap:
+            raise ConfigError(
+                f"eval stage {stage['name']!r} would score {len(overlap)} row(s) that stage {name!r} trained on "
+                f"(first: row {overlap[0] + 1}); evaluate on held-out rows (leave dataset unset to use them)"
+            )
+    training_logs = {name: str(Path(manifest["stages"][name]["output_dir"]) / "trainer_state.json")
+                     for name in reversed(trained)}
+    report = evaluate_checkpoints(models, eval_args, rows=rows, training_logs=training_logs)
     print_report(report)
     return report.get("summary", {})
 

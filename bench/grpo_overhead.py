@@ -79,7 +79,7 @@ def trl_trainer(cfg):
 
     reward_fns = [rewards.build(spec["name"], **{k: v for k, v in spec.items() if k not in ("name", "weight")})
                   for spec in cfg.recipe.rewards]
-    dataset = to_grpo_dataset(load_splits(cfg.data)["train"], cfg.data.task, cfg.data.template)
+    dataset = to_grpo_dataset(load_splits(cfg.data)["train"], cfg.data)
     return GRPOTrainer(model=LlamaForCausalLM.from_pretrained(cfg.model.model_name_or_path),
                        reward_funcs=reward_fns, args=cfg.training, train_dataset=dataset,
                        processing_class=load_tokenizer(cfg.model.model_name_or_path, padding_side="left"))

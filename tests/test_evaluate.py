@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from affect_rl import generation
-from affect_rl.evaluate import evaluate_checkpoints, score_rows, summarise, task_metrics
+from affect_rl.eval_records import score_rows
+from affect_rl.evaluate import EvalArguments, evaluate_checkpoints, summarise, task_metrics
 from affect_rl.generation import Completions, generate_completions
 from rewards.wheel import label_table
 
@@ -127,7 +128,9 @@ def test_empathy_reads_the_kardia_emotion_span_and_averages_the_judge():
     golds = [{"emotion": "lonely"}, {"emotion": "sad"}, {"emotion": "sad"}]
     records = score_rows("empathy", "kardia", completions, golds, judge_scores=[0.8, 0.4, None])
     values = metric_values(records, "empathy", "kardia", judged=True, generated=False)
-    assert values == pytest.approx({"accuracy": 1 / 3, "judge": 0.6, "format": 2 / 3})
+    # Classes {lonely, sad}: lonely recalled 1/1, sad 0/2 ("angry" and a missing answer are misses).
+    assert values == pytest.approx({"accuracy": 1 / 3, "judge": 0.6, "format": 2 / 3, "uar": 0.5, "war": 1 / 3,
+                                    "f1_macro": 0.5, "f1_weighted": 1 / 3})
 
 
 def test_length_and_truncation_come_from_generation():
@@ -197,15 +200,12 @@ def test_generation_that_ends_its_turn_is_not_truncated(tiny_model_dir, tmp_path
 
 
 def test_evaluate_checkpoints_writes_the_report(tiny_model_dir, tmp_path):
-    from affect_rl.data import DataArguments
-
     data = tmp_path / "emotion.jsonl"
     rows = [{"text": f"situation {i}", "emotions": ["happy"], "split": "test" if i < 3 else "train"} for i in range(6)]
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    data_args = DataArguments(dataset=str(data), task="emotion", template="r1")
-    report = evaluate_checkpoints(
-        {"base": tiny_model_dir, "again": tiny_model_dir}, data_args, tmp_path / "eval", max_new_tokens=4, n_bootstrap=50,
-    )
+    eval_args = EvalArguments(dataset=str(data), task="emotion", template="r1", output_dir=str(tmp_path / "eval"),
+                              max_new_tokens=4, n_bootstrap=50)
+    report = evaluate_checkpoints({"base": tiny_model_dir, "again": tiny_model_dir}, eval_args)
     out = tmp_path / "eval"
     written = json.loads((out / "report.json").read_text())
     assert list(written["checkpoints"]) == ["base", "again"] and list(written["differences"]) == ["again-base"]
@@ -233,3 +233,87 @@ def test_checkpoint_labels_from_the_command_line():
     }
     with pytest.raises(ConfigError, match="share the label 'sft'"):
         checkpoint_labels(["runs/a/sft", "runs/b/sft"])
+
+
+# ---- label, choice, confidence, reasoning and per-dataset metrics ----
+
+
+def test_label_metrics_give_uar_war_and_f1_from_the_classes_the_answers_name():
+    golds = [{"label": "anger"}, {"label": "anger"}, {"label": "anger"}, {"label": "joy"}, {"label": "fear"}]
+    answers = ["angry", "anger", "joy", "joyful", "bored"]  # "bored" names no class: a miss of fear
+    records = score_rows("label", "r1", [r1("", a) for a in answers], golds)
+    assert [r["predicted_class"] for r in records] == ["anger", "anger", "joy", "joy", None]
+    values = metric_values(records, "label", "r1", generated=False)
+    # Recalls: anger 2/3, joy 1, fear 0 -> UAR 5/9; WAR = accuracy = 3/5.
+    # F1: anger 2*2/(3+2) = 0.8, joy 2*1/(1+2) = 2/3, fear 0 -> macro 0.4889, weighted (0.8*3 + 2/3) / 5.
+    assert values["uar"] == pytest.approx(5 / 9)
+    assert values["war"] == values["accuracy"] == pytest.approx(3 / 5)
+    assert values["f1_macro"] == pytest.approx((0.8 + 2 / 3) / 3)
+    assert values["f1_weighted"] == pytest.approx((0.8 * 3 + 2 / 3) / 5)
+
+
+def test_choice_metrics_score_exact_sets_and_set_f1():
+    options = ["worry", "pride", "sadness", "joy"]
+    golds = [{"options": options, "answer": ["A", "C"]}] * 3 + [{"options": options, "answer": ["B"]}]
+    answers = ["A,C", "A", "worry, sadness", "D"]
+    records = score_rows("choice", "r1", [r1("", a) for a in answers], golds)
+    assert [r["chosen_letters"] for r in records] == [["A", "C"], ["A"], ["A", "C"], ["D"]]
+    values = metric_values(records, "choice", "r1", generated=False)
+    assert values["exact_match"] == pytest.approx(2 / 4)
+    assert values["set_f1"] == pytest.approx((1 + 2 / 3 + 1 + 0) / 4)
+    assert "accuracy" not in values
+
+
+def test_auroc_of_stated_confidence_and_rouge_l_of_the_reasoning():
+    golds = [{"label": "joy", "rationale": "a wide smile"}, {"label": "joy"}, {"label": "anger"}, {"label": "fear"}]
+    completions = [
+        "<think>a wide grin</think><answer>joy</answer><confidence>0.9</confidence>",
+        "<think>t</think><answer>anger</answer><confidence>0.8</confidence>",
+        "<think>t</think><answer>anger</answer><confidence>0.6</confidence>",
+        "<think>t</think><answer>joy</answer><confidence>0.2</confidence>",
+    ]
+    records = score_rows("label", "calibrated", completions, golds)
+    values = metric_values(records, "label", "calibrated", generated=False, referenced=True)
+    # Correct rows state 0.9 and 0.6, wrong ones 0.8 and 0.2: 3 of the 4 (correct, wrong) pairs are ordered.
+    assert values["auroc"] == pytest.approx(3 / 4)
+    # Only row 1 has a reference: LCS("a wide grin", "a wide smile") = 2 words of 3 and 3.
+    assert values["rouge_l"] == pytest.approx(2 / 3)
+
+
+def test_paired_differences_have_the_sign_of_newer_minus_older():
+    golds = [{"label": "joy"}] * 4
+    older = score_rows("label", "r1", [r1("", "anger")] * 4, golds)
+    newer = score_rows("label", "r1", [r1("", "joy")] * 3 + [r1("", "anger")], golds)
+    report = summarise({"sft": older, "grpo": newer}, task_metrics("label", "r1", generated=False), n_bootstrap=100)
+    difference = report["differences"]["grpo-sft"]
+    assert (difference["minuend"], difference["subtrahend"]) == ("grpo", "sft")
+    assert difference["metrics"]["accuracy"]["value"] == pytest.approx(0.75)
+    assert difference["metrics"]["accuracy"]["ci_low"] >= 0.0
+
+
+def test_eval_arguments_refuse_bad_settings():
+    from affect_rl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer; got -1"):
+        EvalArguments(dataset="demo:emotion", batch_size=-1)
+    with pytest.raises(ConfigError, match="max_new_tokens must be a positive integer; got 0"):
+        EvalArguments(dataset="demo:emotion", max_new_tokens=0)
+
+
+def test_eval_cli_scores_a_whole_unsplit_file_with_per_dataset_metrics(tiny_model_dir, tmp_path, capsys):
+    from affect_rl.cli import main
+
+    data = tmp_path / "bench.jsonl"
+    rows = [{"question": f"q{i}", "options": ["joy", "fear"], "answer": "A", "dataset": "eu" if i % 2 else "ea"}
+            for i in range(8)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "eval"
+    status = main(["eval", "--model", f"tiny={tiny_model_dir}", "--data", str(data), "--task", "choice",
+                   "--output_dir", str(out), "--max_new_tokens", "3", "--n_bootstrap", "20"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_rows"] == 8 and report["task"] == "choice"
+    assert sorted(report["breakdown"]) == ["ea", "eu"] and report["breakdown"]["eu"]["n_rows"] == 4
+    assert "exact_match" in report["metrics"] and "## ea (4 rows)" in (out / "report.md").read_text()
+    assert main(["eval", "--model", tiny_model_dir, "--data", str(data), "--task", "choice", "--batch_size", "-1"]) == 2
+    assert "batch_size must be a positive integer; got -1" in capsys.readouterr().err

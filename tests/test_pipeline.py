@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from affect_rl.errors import ConfigError
-from affect_rl.pipeline import run_pipeline_file
+from affect_rl.pipeline import run_eval_stage, run_pipeline_file
 
 ROWS = [
     {"text": "My sister flew home after two years abroad.", "emotions": ["happy", "excited"], "split": "train"},
@@ -34,8 +34,7 @@ def write_recipes(folder, model_dir):
             {"name": "sft", "stage": "sft", "config": "sft.yaml"},
             {"name": "grpo", "stage": "grpo", "config": "grpo.yaml", "model_from": "sft"},
             {"name": "eval", "stage": "eval", "models": {"base": model_dir, "sft": "sft", "grpo": "grpo"},
-             "dataset": str(data), "task": "emotion", "template": "r1", "max_new_tokens": 8,
-             "batch_size": 4, "n_bootstrap": 50},
+             "max_new_tokens": 8, "batch_size": 4, "n_bootstrap": 50},
         ],
     }
     for name, content in (("sft.yaml", sft), ("grpo.yaml", grpo), ("pipeline.yaml", pipeline)):
@@ -56,6 +55,14 @@ def test_pipeline_runs_every_stage_writes_manifest_and_report_then_skips_on_reru
 
     report = json.loads((run_dir / "eval" / "report.json").read_text())
     assert list(report["checkpoints"]) == ["base", "sft", "grpo"]
+    # Without a dataset the eval scores exactly the rows the training stages held out: the 3 test rows.
+    assert on_disk["stages"]["sft"]["rows"] == {"heldout": str(run_dir / "sft" / "heldout.jsonl"),
+                                                "heldout_rows": 3, "train_rows": 4}
+    assert report["n_rows"] == 3 and report["task"] == "emotion"
+    leak = {"name": "leak", "stage": "eval", "models": {"grpo": "grpo"}, "dataset": str(tmp_path / "rows.jsonl"),
+            "task": "emotion", "split": "train", "n_bootstrap": 10}
+    with pytest.raises(ConfigError, match=r"would score 4 row\(s\) that stage 'grpo' trained on"):
+        run_eval_stage(leak, tmp_path / "leak", on_disk)
     assert (run_dir / "eval" / "report.md").is_file()
     assert list((run_dir / "eval").glob("*.png"))
 

@@ -39,7 +39,7 @@ def test_only_completion_tokens_carry_loss(tiny_model_dir, emotion_file, tmp_pat
     from affect_rl.data import load_splits, to_sft_dataset
     from affect_rl.models import load_tokenizer
 
-    dataset = to_sft_dataset(load_splits(cfg.data)["train"], "emotion", "r1")
+    dataset = to_sft_dataset(load_splits(cfg.data)["train"], cfg.data)
     tokenizer = load_tokenizer(tiny_model_dir, padding_side="right")
     trainer = SFTTrainer(model=tiny_model_dir, args=cfg.training, train_dataset=dataset, processing_class=tokenizer)
     example = trainer.train_dataset[0]

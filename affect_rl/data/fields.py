@@ -146,7 +146,7 @@ def _parse_json_dict(value: str) -> dict:
 
 
 _LETTER_RUN = re.compile(r"[A-Z]+")
-_LETTER_LIST = re.compile(r"[A-Z](?:\s*[,;/&+]\s*[A-Z]|\s+and\s+[A-Z])*")
+_LETTER_LIST = re.compile(r"[A-Z](?:\s*[,;/&+]\s*[A-Z]|\s+AND\s+[A-Z])*")
 
 
 def answer_letters(value: Any, option_texts: list[str]) -> list[str]:

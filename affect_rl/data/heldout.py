@@ -40,6 +40,18 @@ def save_stage_rows(train_rows, heldout_rows, output_dir: str | Path) -> dict:
     return {"heldout": str(path), "heldout_rows": len(heldout), "train_rows": len(fingerprints)}
 
 
+def recorded_rows(stage_dir: str | Path) -> dict | None:
+    """What a finished stage recorded about its rows (for the manifest), or None if it recorded nothing."""
+    heldout = Path(stage_dir) / HELDOUT_FILE
+    if not heldout.is_file():
+        return None
+    with heldout.open(encoding="utf-8") as handle:
+        count = sum(1 for line in handle if line.strip())
+    fingerprints = Path(stage_dir) / FINGERPRINTS_FILE
+    trained = len(np.load(fingerprints)) if fingerprints.is_file() else None
+    return {"heldout": str(heldout), "heldout_rows": count, "train_rows": trained}
+
+
 def trained_on(rows, stage_dir: str | Path) -> list[int]:
     """Indices of ``rows`` whose content a stage trained on (empty when it kept no fingerprints)."""
     path = Path(stage_dir) / FINGERPRINTS_FILE

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from affect_rl.data import DataArguments, load_splits, loaders
+from affect_rl.data import DataArguments, load_eval_rows, load_splits, loaders, sources
 from affect_rl.errors import ConfigError, DataError
 
 EMOTION_ROWS = [
@@ -26,8 +26,11 @@ def _all_rows(splits: DatasetDict) -> list[dict]:
     return sorted(splits["train"].to_list() + splits["test"].to_list(), key=lambda row: row["id"])
 
 
+COMMON = {"rationale": None, "context": None, "question": None, "confidence": None, "completion": None, "dataset": None}
+
+
 def _expected_emotion_rows() -> list[dict]:
-    return [row | {"rationale": None, "context": None} for row in EMOTION_ROWS]
+    return [row | COMMON for row in EMOTION_ROWS]
 
 
 def _write(path: Path) -> Path:
@@ -75,13 +78,16 @@ def test_split_column_gives_the_fixed_split_and_is_dropped(tmp_path):
     assert "split" not in splits["train"].column_names
 
 
-def test_split_column_without_the_test_value_names_its_values(tmp_path):
+def test_split_column_without_the_test_split_holds_out_of_train(tmp_path):
     rows = [row | {"split": "validation" if i < 4 else "train"} for i, row in enumerate(EMOTION_ROWS)]
     path = _write_jsonl(tmp_path / "r.jsonl", rows)
-    with pytest.raises(DataError, match=r"values train, validation, not test; set train_split / test_split"):
-        load_splits(DataArguments(dataset=str(path), task="emotion"))
+    splits = load_splits(DataArguments(dataset=str(path), task="emotion", test_size=0.25))
+    assert (len(splits["train"]), len(splits["test"])) == (20, 6)  # 26 train rows, a quarter held out
+    assert not {"e00", "e01", "e02", "e03"} & (set(splits["train"]["id"]) | set(splits["test"]["id"]))
     splits = load_splits(DataArguments(dataset=str(path), task="emotion", test_split="validation"))
-    assert len(splits["test"]) == 4
+    assert splits["test"]["id"] == ["e00", "e01", "e02", "e03"]
+    with pytest.raises(DataError, match=r"has no split 'dev'; its splits are: validation, train. Set train_split"):
+        load_splits(DataArguments(dataset=str(path), task="emotion", train_split="dev"))
 
 
 def test_demo_sets_load_from_package_data_with_their_split(tmp_path, monkeypatch):
@@ -99,7 +105,7 @@ def test_demo_sets_load_from_package_data_with_their_split(tmp_path, monkeypatch
         {"id": "f2", "split": "test", "description": "Frown.", "aus": "4,15", "emotion": "sadness", "rationale": "r"},
     ]
     _write_jsonl(demo / "facial.jsonl", rows)
-    monkeypatch.setattr(loaders, "files", lambda package: tmp_path)
+    monkeypatch.setattr(sources, "files", lambda package: tmp_path)
     splits = load_splits(DataArguments(dataset="demo:facial"))
     assert splits["train"]["id"] == ["f1"]
     assert splits["test"][0]["aus"] == [4, 15]
@@ -133,7 +139,8 @@ def test_missing_column_suggests_column_mapping(tmp_path):
         load_splits(DataArguments(dataset=str(path), task="emotion"))
     assert str(error.value) == (
         f"{path}: emotion rows need the column(s) text; the data has situation, emotions. "
-        'Rename yours with column_mapping, e.g. {"your_column": "text"}'
+        'Rename yours with column_mapping, e.g. {"your_column": "text"}, or set format: to the dataset\'s '
+        "upstream format (`affect-rl data formats`)"
     )
 
 
@@ -162,15 +169,11 @@ def test_invalid_json_line_is_located(tmp_path):
 
 def test_missing_file_names_path_and_accepted_formats(tmp_path):
     path = tmp_path / "nope.jsonl"
-    with pytest.raises(
-        DataError, match=rf"^{re.escape(str(path))}: no such file; give an existing .jsonl, .json, .csv, .parquet file"
-    ):
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: no such file; give an existing data file, a folder"):
         load_splits(DataArguments(dataset=str(path), task="emotion"))
     other = tmp_path / "rows.txt"
     other.write_text("x")
-    with pytest.raises(
-        DataError, match=r"unsupported file type '.txt'; accepted formats: .jsonl, .json, .csv, .parquet"
-    ):
+    with pytest.raises(DataError, match=r"rows.txt: unsupported file type; accepted: .jsonl, .json, .csv, .tsv"):
         load_splits(DataArguments(dataset=str(other), task="emotion"))
 
 
@@ -189,7 +192,7 @@ def _fake_hub(monkeypatch, loaded):
             raise loaded
         return loaded
 
-    monkeypatch.setattr(loaders, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr("datasets.load_dataset", fake_load_dataset)
     return calls
 
 
@@ -212,13 +215,7 @@ def test_hub_dataset_uses_its_splits_and_class_label_names(monkeypatch):
     splits = load_splits(args)
     assert calls == [("someone/faces", "small")]
     assert (len(splits["train"]), len(splits["test"])) == (6, 2)
-    assert splits["test"][0] == {
-        "description": "face 0",
-        "aus": [6, 12],
-        "emotion": "happiness",
-        "rationale": None,
-        "confidence": None,
-    }
+    assert splits["test"][0] == {"description": "face 0", "aus": [6, 12], "emotion": "happiness"} | COMMON
 
 
 def test_hub_dataset_without_test_split_is_held_out(monkeypatch):
@@ -235,8 +232,9 @@ def test_hub_dataset_without_test_split_is_held_out(monkeypatch):
 
 def test_hub_errors_are_data_errors(monkeypatch):
     _fake_hub(monkeypatch, DatasetDict(validation=_hub_faces(2)))
+    mapping = {"desc": "description", "au_list": "aus", "label": "emotion"}
     with pytest.raises(DataError, match=r"has no split 'train'; its splits are: validation. Set train_split"):
-        load_splits(DataArguments(dataset="someone/faces", task="facial"))
+        load_splits(DataArguments(dataset="someone/faces", task="facial", column_mapping=mapping))
     _fake_hub(monkeypatch, ConnectionError("offline"))
     with pytest.raises(DataError, match=r"could not load the Hugging Face dataset 'someone/faces': offline"):
         load_splits(DataArguments(dataset="someone/faces", task="facial"))
@@ -246,8 +244,18 @@ def test_hub_errors_are_data_errors(monkeypatch):
     "options, message",
     [
         ({"dataset": "demo:emotion", "template": "kardia"}, "template 'kardia' does not fit task 'emotion'"),
-        ({"dataset": "demo:emotion", "template": "calibrated"}, "Set template to one of: r1"),
-        ({"dataset": "demo:empathy", "template": "facial_cot"}, "Set template to one of: r1, kardia, calibrated"),
+        ({"dataset": "demo:emotion", "template": "calibrated"}, "Set template to one of: r1, humanomni"),
+        ({"dataset": "demo:empathy", "template": "facial_cot"},
+         "Set template to one of: r1, kardia, calibrated, emocaliber, humanomni"),
+        ({"dataset": "demo:facial", "template": "facial-cot"}, "Did you mean 'facial_cot'?"),
+        ({"dataset": "demo:emotion", "label_set": ["joy"]}, "label_set applies to the label task"),
+        ({"dataset": "demo:emotion", "invalid_completions": "drop"}, "invalid_completions must be one of error, skip"),
+        ({"dataset": "demo:emotion", "train_split": "train[:x]"}, "is not a split name with an optional slice"),
+        ({"dataset": "rows.jsonl", "format": "emobenhc"}, "unknown format 'emobenhc'"),
+        ({"dataset": "a.jsonl", "dataset_mixture": [{"dataset": "b.jsonl"}], "task": "emotion"},
+         "set either dataset or dataset_mixture"),
+        ({"dataset_mixture": [{"dataset": "b.jsonl", "weight": 1.5}], "task": "emotion"}, "weight is the share"),
+        ({"dataset_mixture": [{"dataset": "b.jsonl", "wieght": 0.5}], "task": "emotion"}, "Did you mean 'weight'?"),
         ({"dataset": "demo:emotoin"}, "Did you mean 'demo:emotion'?"),
         ({"dataset": "demo:facial", "task": "emotion"}, "set task: facial or dataset: demo:emotion"),
         ({"dataset": "rows.jsonl"}, "set task for dataset 'rows.jsonl'"),

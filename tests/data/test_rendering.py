@@ -1,4 +1,4 @@
-"""Reasoning templates rendered against golden strings, plus the SFT / GRPO dataset shapes."""
+"""Rows rendered into prompts and targets (golden strings), own completions, and the SFT / GRPO datasets."""
 
 import re
 
@@ -7,7 +7,7 @@ from datasets import Dataset
 from trl.data_utils import is_conversational
 
 from affect_rl.data import (
-    TEMPLATE_TASKS,
+    DataArguments,
     render_prompt,
     render_system_prompt,
     render_target,
@@ -16,6 +16,7 @@ from affect_rl.data import (
     validate_rows,
 )
 from affect_rl.errors import ConfigError, DataError
+from rewards.templates import TEMPLATES, get_template
 
 ROWS = {
     "emotion": {
@@ -40,6 +41,14 @@ ROWS = {
         "persona": "A 17-year-old student.",
         "emotion": "ashamed",
         "reference": "That sounds really discouraging.",
+    },
+    "label": {"id": "l1", "text": "I finally paid off the loan.", "label": "relief"},
+    "choice": {
+        "id": "c1",
+        "text": "Ana's dog ran away during the storm.",
+        "question": "What does Ana feel?",
+        "options": ["worry", "pride", "sadness", "joy"],
+        "answer": "A,C",
     },
 }
 
@@ -84,6 +93,16 @@ FACIAL_OBSERVATIONS = (
 )
 FACIAL_PROTOTYPE = "Together they form the EMFACS happiness prototype (AU6+AU12)."
 
+LABEL_USER = "Text: I finally paid off the loan.\nWhich emotion does it express?"
+CHOICE_USER = (
+    "Ana's dog ran away during the storm.\nQuestion: What does Ana feel?\nOptions:\nA. worry\nB. pride\n"
+    "C. sadness\nD. joy\nAnswer with the letters of every correct option, e.g. A,C."
+)
+CHOICE_SYSTEM = (
+    "Think briefly, then answer with the letter(s) of the correct option(s) in this format:\n"
+    "<think>your reasoning</think>\n<answer>B</answer>"
+)
+
 GOLDEN = {
     ("r1", "emotion"): (
         R1_SYSTEM_LIST,
@@ -120,6 +139,24 @@ GOLDEN = {
         f"<think>{FACIAL_OBSERVATIONS} {FACIAL_PROTOTYPE}</think>\n<answer>happiness</answer>\n"
         "<confidence>0.90</confidence>",
     ),
+    ("r1", "label"): (
+        R1_SYSTEM_LABEL,
+        LABEL_USER,
+        "<think>The cues point to relief.</think>\n<answer>relief</answer>",
+    ),
+    ("r1", "choice"): (
+        CHOICE_SYSTEM,
+        CHOICE_USER,
+        "<think>Options A and C (worry and sadness) fit.</think>\n<answer>A,C</answer>",
+    ),
+    ("humanomni", "choice"): (
+        "First summarise the context that matters, then reason, then answer with the letter(s) of the correct "
+        "option(s). Use exactly this format:\n<context>the relevant context</context>\n<think>your reasoning</think>"
+        "\n<answer>B</answer>",
+        CHOICE_USER,
+        "<context>Ana's dog ran away during the storm.</context>\n<think>Options A and C (worry and sadness) fit."
+        "</think>\n<answer>A,C</answer>",
+    ),
     ("calibrated", "empathy"): (
         CALIBRATED_SYSTEM,
         EMPATHY_CONVERSATION + "Name the speaker's emotion.",
@@ -129,8 +166,16 @@ GOLDEN = {
 }
 
 
-def test_golden_strings_cover_every_template_and_task_pair():
-    assert sorted(GOLDEN) == sorted((template, task) for template, tasks in TEMPLATE_TASKS.items() for task in tasks)
+RENDERED_FROM_LABELS = [(name, task) for name, spec in TEMPLATES.items() for task in spec.tasks if name != "emocaliber"]
+
+
+@pytest.mark.parametrize("template, task", RENDERED_FROM_LABELS)
+def test_every_template_and_task_pair_renders_a_target_its_template_accepts(template, task):
+    row = validate_rows([ROWS[task]], task, "rows")[0]
+    spec = get_template(template)
+    assert spec.matches(render_target(row, task, template))
+    system = render_system_prompt(task, template)
+    assert all(marker in system for marker in spec.markers)
 
 
 @pytest.mark.parametrize("template, task", sorted(GOLDEN))
@@ -175,10 +220,11 @@ R1_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL) 
     ],
 )
 def test_system_prompts_state_the_tags_their_targets_use(template, tags, target_pattern):
-    for task in TEMPLATE_TASKS[template]:
+    for task in get_template(template).tasks:
         system = render_system_prompt(task, template)
         assert [tag for tag in tags if tag not in system] == []
-        assert target_pattern.fullmatch(render_target(ROWS[task], task, template))
+        row = validate_rows([ROWS[task]], task, "rows")[0]
+        assert target_pattern.fullmatch(render_target(row, task, template))
 
 
 def test_rationale_replaces_the_built_reasoning():
@@ -227,35 +273,72 @@ def test_system_prompt_override_and_template_mismatch():
         render_prompt(ROWS["emotion"], "emotion", "kardia")
 
 
+def args(task: str, template: str = "r1", **options) -> DataArguments:
+    return DataArguments(dataset="rows.jsonl", task=task, template=template, **options)
+
+
 def test_rows_that_cannot_be_rendered_are_named():
     no_reference = Dataset.from_list([ROWS["empathy"] | {"reference": None}])
-    with pytest.raises(DataError, match=r"row id 'p1': the kardia template's <response> needs the row's 'reference'"):
-        to_sft_dataset(no_reference, "empathy", "kardia")
-    image_only = {"image": "face.png", "aus": [6, 12], "emotion": "happiness"}
-    with pytest.raises(DataError, match=r"row 1: a facial row without a 'description' cannot become a text prompt"):
-        to_grpo_dataset(Dataset.from_list([image_only]), "facial", "r1")
+    with pytest.raises(DataError, match=r"row id 'p1': the kardia template's response span needs the row's 'reference'"):
+        to_sft_dataset(no_reference, args("empathy", "kardia"))
+    nothing_to_show = {"aus": [6, 12], "emotion": "happiness", "description": None}
+    with pytest.raises(DataError, match=r"row 1: a facial row without a 'description' or an image has nothing to show"):
+        to_grpo_dataset(Dataset.from_list([nothing_to_show]), args("facial"))
 
 
 def test_sft_dataset_is_conversational_prompt_completion():
     rows = validate_rows([ROWS["emotion"], ROWS["emotion"] | {"id": "e2"}], "emotion", "rows")
-    sft = to_sft_dataset(Dataset.from_list(rows), "emotion", "r1", system_prompt="S")
+    sft = to_sft_dataset(Dataset.from_list(rows), args("emotion", system_prompt="S"))
     assert sft.column_names == ["prompt", "completion"]
     assert is_conversational(sft[0])
     assert [message["role"] for message in sft[0]["prompt"]] == ["system", "user"]
     assert sft[0]["completion"] == [{"role": "assistant", "content": GOLDEN[("r1", "emotion")][2]}]
 
 
-@pytest.mark.parametrize(
-    "task, gold_columns",
-    [
-        ("emotion", ["id", "emotions"]),
-        ("facial", ["id", "aus", "emotion"]),
-        ("empathy", ["id", "emotion", "reference", "persona"]),
-    ],
-)
-def test_grpo_dataset_keeps_prompt_and_gold_columns(task, gold_columns):
-    rows = validate_rows([ROWS[task]], task, "rows")
-    grpo = to_grpo_dataset(Dataset.from_list(rows), task, "r1")
-    assert grpo.column_names == ["prompt", *gold_columns]
+@pytest.mark.parametrize("task", sorted(ROWS))
+def test_grpo_dataset_keeps_every_column_for_the_rewards(task):
+    rows = validate_rows([ROWS[task] | {"problem_type": "multiple choice"}], task, "rows")
+    grpo = to_grpo_dataset(Dataset.from_list(rows), args(task))
+    assert set(grpo.column_names) == {"prompt", *rows[0]}
     assert grpo[0]["prompt"] == render_prompt(rows[0], task, "r1")
-    assert {column: grpo[0][column] for column in gold_columns} == {column: rows[0][column] for column in gold_columns}
+    assert {column: grpo[0][column] for column in rows[0]} == rows[0]
+
+
+OWN = "<think>Paying it off lifts a weight.</think>\n<answer>relief</answer>"
+
+
+def test_a_rows_own_completion_is_the_sft_target_once_it_matches_the_template():
+    rows = validate_rows([ROWS["label"] | {"completion": OWN}, ROWS["label"] | {"id": "l2"}], "label", "rows")
+    sft = to_sft_dataset(Dataset.from_list(rows), args("label"))
+    assert sft[0]["completion"][0]["content"] == OWN
+    assert sft[1]["completion"][0]["content"] == "<think>The cues point to relief.</think>\n<answer>relief</answer>"
+
+
+def test_completions_off_the_template_are_named_or_skipped_and_counted():
+    bad = ROWS["label"] | {"id": "l9", "completion": "relief, obviously"}
+    rows = Dataset.from_list(validate_rows([ROWS["label"] | {"completion": OWN}, bad], "label", "rows"))
+    with pytest.raises(DataError, match=r"row id 'l9': its completion does not match the r1 template \(think then answer\)"):
+        to_sft_dataset(rows, args("label"))
+    report = {}
+    sft = to_sft_dataset(rows, args("label", invalid_completions="skip"), report)
+    assert len(sft) == 1 and report["skipped"] == ["row id 'l9'"]
+
+
+def test_emocaliber_targets_come_from_the_rows_own_completion():
+    own = ("<think><element>a card</element><human>a smile</human><context>a party</context><interaction>a hug"
+           "</interaction><analysis>warmth</analysis></think><answer>joy</answer><confidence>0.8</confidence>")
+    row = validate_rows([{"text": "t", "label": "joy", "completion": own}], "label", "rows")[0]
+    assert render_target(row, "label", "emocaliber") == own
+    with pytest.raises(DataError, match="the emocaliber template's sub-tags need the row's own completion"):
+        render_target(row | {"completion": None}, "label", "emocaliber")
+    missing_part = own.replace("<human>a smile</human>", "")
+    with pytest.raises(DataError, match="reasoning holding element, human, context, interaction, analysis"):
+        render_target(row | {"completion": missing_part}, "label", "emocaliber")
+
+
+def test_label_prompts_name_the_closed_label_set_and_the_rows_own_question():
+    row = validate_rows([ROWS["label"] | {"question": "How does the writer feel?"}], "label", "rows")[0]
+    user = render_prompt(row, "label", "r1", label_set=["relief", "anger"])[1]["content"]
+    assert user == "Text: I finally paid off the loan.\nHow does the writer feel? Answer with one of: relief, anger."
+    row_set = row | {"labels": ["relief", "fear"]}
+    assert render_prompt(row_set, "label", "r1", label_set=["x"])[1]["content"].endswith("one of: relief, fear.")

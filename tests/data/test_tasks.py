@@ -1,10 +1,10 @@
-"""Schema validation: normalisation of what files really hold, and errors that locate the problem."""
+"""Task rows: normalisation of what files really hold, and errors that locate the problem."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from affect_rl.data.schemas import SCHEMAS, validate_rows
+from affect_rl.data.tasks import TASKS, check_rows, validate_rows
 from affect_rl.errors import ConfigError, DataError
 
 
@@ -62,16 +62,19 @@ def test_messages_from_json_string_and_plain_string():
     ]
 
 
+COMMON = {"rationale": None, "context": None, "question": None, "confidence": None, "completion": None, "dataset": None}
+
+
 def test_optional_fields_are_filled_with_none_and_extra_columns_kept():
     row = _one({"id": "e1", "text": "x", "emotions": ["joy"], "context": ""}, "emotion")
-    assert row == {"id": "e1", "text": "x", "emotions": ["joy"], "rationale": None, "context": None}
+    assert row == {"id": "e1", "text": "x", "emotions": ["joy"]} | COMMON
 
 
 def test_rows_share_one_set_of_columns():
     rows = validate_rows(
         [{"text": "a", "emotions": "joy"}, {"text": "b", "emotions": "awe", "source": "forum"}], "emotion", "f.jsonl"
     )
-    assert [sorted(row) for row in rows] == [["context", "emotions", "rationale", "source", "text"]] * 2
+    assert [sorted(row) for row in rows] == [sorted(["emotions", "source", "text", *COMMON])] * 2
     assert rows[0]["source"] is None
 
 
@@ -93,7 +96,7 @@ def test_rows_share_one_set_of_columns():
         ),
         ("empathy", {"messages": [{"role": "bot", "content": "hi"}], "emotion": "sad"}, "messages", '"role": "user"'),
         ("empathy", {"messages": [], "emotion": "sad"}, "messages", "non-empty list"),
-        ("empathy", {"messages": "hi"}, "emotion", "one emotion label"),
+        ("empathy", {"messages": "hi"}, "emotion", "one label"),
     ],
 )
 def test_bad_row_names_file_row_field_and_expectation(task, bad_row, field, expected):
@@ -110,7 +113,7 @@ def test_bad_row_names_file_row_field_and_expectation(task, bad_row, field, expe
 
 
 def test_facial_row_needs_description_or_image():
-    with pytest.raises(DataError, match=r"faces.csv, row 1, field 'description' or 'image' is missing"):
+    with pytest.raises(DataError, match=r"faces.csv, row 1, field 'description' or 'image' or 'images' is missing"):
         validate_rows([{"aus": [1], "emotion": "fear"}], "facial", "faces.csv")
     assert (
         validate_rows([{"image": "face.png", "aus": [1], "emotion": "fear"}], "facial", "f")[0]["image"] == "face.png"
@@ -123,13 +126,83 @@ def test_row_that_is_not_an_object():
 
 
 def test_unknown_task_is_a_config_error():
-    with pytest.raises(ConfigError, match="accepted tasks: emotion, facial, empathy"):
+    with pytest.raises(ConfigError, match="accepted tasks: emotion, label, choice, facial, empathy"):
         validate_rows([], "sentiment", "f.jsonl")
 
 
-def test_every_task_schema_has_a_required_label_field():
-    assert {task: [f.name for f in fields if f.required] for task, fields in SCHEMAS.items()} == {
+def test_every_task_has_a_required_gold_field():
+    assert {name: task.required_columns for name, task in TASKS.items()} == {
         "emotion": ["text", "emotions"],
+        "label": ["label"],
+        "choice": ["question", "options", "answer"],
         "facial": ["aus", "emotion"],
         "empathy": ["messages", "emotion"],
     }
+
+
+@pytest.mark.parametrize(
+    "options, answer, expected_options, expected_answer",
+    [
+        (["joy", "fear", "pride"], "A,C", ["joy", "fear", "pride"], ["A", "C"]),
+        (["A. joy", "B. fear"], "b", ["joy", "fear"], ["B"]),
+        ({"B": "fear", "A": "joy", "C": "awe", "D": "calm"}, "ACD", ["joy", "fear", "awe", "calm"], ["A", "C", "D"]),
+        ('{"A": "joy", "B": "fear"}', ["B"], ["joy", "fear"], ["B"]),
+        ('["joy", "fear"]', "Fear", ["joy", "fear"], ["B"]),
+        (["joy", "fear", "awe"], 2, ["joy", "fear", "awe"], ["C"]),
+        (["joy", "fear", "awe"], "A and C", ["joy", "fear", "awe"], ["A", "C"]),
+    ],
+)
+def test_choice_rows_normalise_options_to_texts_and_answers_to_letters(options, answer, expected_options, expected_answer):
+    row = _one({"question": "How does she feel?", "options": options, "answer": answer}, "choice")
+    assert row["options"] == expected_options
+    assert row["answer"] == expected_answer
+    assert row["multi_answer"] is (len(expected_answer) > 1)
+
+
+@pytest.mark.parametrize(
+    "row, field, expected",
+    [
+        ({"question": "q", "options": ["joy", "fear"], "answer": "C"}, "answer", "letters among A, B"),
+        ({"question": "q", "options": ["joy", "fear"], "answer": "anger"}, "answer", "an option's text"),
+        ({"question": "q", "options": ["joy"], "answer": "A"}, "options", "at least 2 options"),
+        ({"question": "q", "options": {"A": "joy", "C": "fear"}, "answer": "A"}, "options", "at least 2 options"),
+        ({"question": "q", "options": ["joy", "fear"]}, "answer", "is missing"),
+    ],
+)
+def test_bad_choice_rows_name_the_field(row, field, expected):
+    with pytest.raises(DataError, match=rf"pceb.json, row 1, field '{field}'.*{expected}"):
+        validate_rows([row], "choice", "pceb.json")
+
+
+def test_label_rows_take_text_or_media_and_a_closed_label_set():
+    row = _one({"video": "clips/a.mp4", "label": "Sad", "labels": "sad, happy, neutral"}, "label")
+    assert (row["label"], row["labels"], row["video"], row["text"]) == ("sad", ["sad", "happy", "neutral"], "clips/a.mp4", None)
+    with pytest.raises(DataError, match=r"row 1, field 'text' or 'image' or 'images' or 'video' or 'audio' is missing"):
+        _one({"label": "sad"}, "label")
+
+
+def test_every_task_accepts_completion_question_and_media_columns():
+    row = _one({"text": "t", "emotions": "joy", "completion": " <think>x</think><answer>joy</answer> ",
+                "question": "Which?", "image": "face.png", "dataset": "mer"}, "emotion")
+    assert (row["completion"], row["question"], row["image"], row["dataset"]) == (
+        "<think>x</think><answer>joy</answer>", "Which?", "face.png", "mer")
+
+
+def test_a_column_that_mixes_kinds_of_value_names_the_rows():
+    rows = [{"text": "a", "emotions": "joy", "score": 3}, {"text": "b", "emotions": "awe", "score": "high"}]
+    with pytest.raises(DataError, match=r"f.csv, row 2, field 'score': holds a string where row 1 holds a number"):
+        validate_rows(rows, "emotion", "f.csv")
+    collected = check_rows(rows, "emotion", "f.csv", collect=True)
+    assert [row["text"] for row in collected.rows] == ["a"]
+    assert [(p.row, p.kind) for p in collected.problems] == [(2, "mixed types")]
+
+
+@pytest.mark.parametrize("aus", [[1000], [-1], [1.5], "AU6+12x"])
+def test_action_units_out_of_range_or_malformed_are_refused(aus):
+    with pytest.raises(DataError, match="field 'aus': expected a list of Action Unit numbers 1-999"):
+        _one({"description": "x", "aus": aus, "emotion": "fear"}, "facial")
+
+
+def test_oversized_text_is_a_data_error():
+    with pytest.raises(DataError, match="field 'text': expected a non-empty string"):
+        _one({"text": "x" * 200_001, "emotions": "joy"}, "emotion")
