@@ -317,3 +317,24 @@ def test_eval_cli_scores_a_whole_unsplit_file_with_per_dataset_metrics(tiny_mode
     assert "exact_match" in report["metrics"] and "## ea (4 rows)" in (out / "report.md").read_text()
     assert main(["eval", "--model", tiny_model_dir, "--data", str(data), "--task", "choice", "--batch_size", "-1"]) == 2
     assert "batch_size must be a positive integer; got -1" in capsys.readouterr().err
+
+
+def test_sampling_draws_n_completions_per_prompt_in_prompt_major_order(tiny_model_dir, monkeypatch):
+    from affect_rl.generation import Sampling
+
+    monkeypatch.setattr(generation, "cpu_supports_bf16", lambda: False)
+    sampling = Sampling(n=3, temperature=1.0, seed=7)
+    drawn = generate_completions(tiny_model_dir, PROMPTS[:2], batch_size=2, max_new_tokens=5, progress=False,
+                                 sampling=sampling)  # fmt: skip
+    assert len(drawn) == 6 and len(drawn.num_tokens) == 6
+    # One prompt per batch: prompt 0 (the shorter) is drawn first, from the same seeded state as alone,
+    # so its three completions are the first three, and equal to drawing them alone.
+    one_by_one = generate_completions(tiny_model_dir, PROMPTS[:2], batch_size=1, max_new_tokens=5, progress=False,
+                                      sampling=sampling)  # fmt: skip
+    alone = generate_completions(tiny_model_dir, PROMPTS[:1], batch_size=1, max_new_tokens=5, progress=False,
+                                 sampling=sampling)  # fmt: skip
+    assert list(one_by_one)[:3] == list(alone)
+    assert len(set(drawn)) > 2  # sampled at temperature 1, a random model does not repeat itself
+    greedy_alone = generate_completions(tiny_model_dir, PROMPTS[1:2], batch_size=1, max_new_tokens=5, progress=False)
+    greedy = generate_completions(tiny_model_dir, PROMPTS[:2], batch_size=2, max_new_tokens=5, progress=False)
+    assert greedy[1] == greedy_alone[0]
