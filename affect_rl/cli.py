@@ -25,18 +25,25 @@ from affect_rl.errors import RewardError
 
 STAGE_HELP = """\
 Keys come from the recipe YAML; --key value overrides it. Accepted keys: the fields of TRL's
-ModelConfig (model_name_or_path, use_peft, lora_r, ...), of TRL's {config_class} (learning_rate,
-max_steps, per_device_train_batch_size, output_dir, report_to, ...) and these affect-rl keys:
+{trl_part} and these affect-rl keys:
 
 {own_keys}
 """
+
+
+STAGE_SUMMARIES = {
+    "sft": "run the SFT stage of a recipe",
+    "grpo": "run the GRPO stage of a recipe",
+    "select": "sample and score completions per row; write keep/drop/hard/easy datasets by pass rate",
+    "synthesize": "have the model write reasoning for labelled rows; keep what the rewards verify, as SFT data",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one message and exit 2."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("sft", "grpo", "eval", "data"):
+    if extra and args.command not in (*STAGE_SUMMARIES, "eval", "data"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge request otherwise
@@ -56,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for stage in ("sft", "grpo"):
+    for stage, what in STAGE_SUMMARIES.items():
         stage_parser = commands.add_parser(
-            stage, help=f"run the {stage.upper()} stage of a recipe",
+            stage, help=what,
             description=f"Run the {stage.upper()} stage: affect-rl {stage} --config FILE [--key value ...]",
             epilog=stage_epilog(stage), formatter_class=argparse.RawDescriptionHelpFormatter)
         stage_parser.add_argument("--config", help="the stage recipe YAML (e.g. recipes/demo/%s.yaml)" % stage)
@@ -108,23 +115,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stage_epilog(stage: str) -> str:
-    from affect_rl.config import RecipeArguments, training_config_class
+    from affect_rl.config import DATA_STAGES, RecipeArguments, training_config_class
     from affect_rl.data import DataArguments
 
+    settings = training_config_class(stage)
     own_fields = dataclasses.fields(DataArguments) + dataclasses.fields(RecipeArguments)
+    if stage in DATA_STAGES:
+        own_fields += dataclasses.fields(settings)
     own_keys = "\n".join(f"  {f.name:<20} {f.metadata.get('help', '')}" for f in own_fields)
-    return STAGE_HELP.format(config_class=training_config_class(stage).__name__, own_keys=own_keys)
+    trl_part = "ModelConfig (model_name_or_path, ...)" if stage in DATA_STAGES else (
+        f"ModelConfig (model_name_or_path, use_peft, lora_r, ...), of TRL's {settings.__name__} "
+        "(learning_rate, max_steps, per_device_train_batch_size, output_dir, report_to, ...)")
+    return STAGE_HELP.format(trl_part=trl_part, own_keys=own_keys)
 
 
 def run_stage(args, overrides: list[str]) -> None:
     from affect_rl.config import load_stage_config
 
     cfg = load_stage_config(args.stage, args.config, overrides)
-    if args.stage == "sft":
-        from affect_rl import sft as stage_module
-    else:
-        from affect_rl import grpo as stage_module
-    stage_module.train(cfg)
+    run_loaded_stage(cfg)
+
+
+def run_loaded_stage(cfg):
+    """Run a parsed stage: train (sft, grpo) or generate and score (select, synthesize)."""
+    import importlib
+
+    module = importlib.import_module(f"affect_rl.{cfg.stage}")
+    return module.train(cfg) if cfg.stage in ("sft", "grpo") else module.run(cfg)
 
 
 def run_pipeline(args, _extra) -> None:

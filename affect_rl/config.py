@@ -27,7 +27,9 @@ from affect_rl.errors import ConfigError
 from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
 from affect_rl.models import DEFAULT_MODEL
 
-STAGES = ("sft", "grpo")
+TRAINING_STAGES = ("sft", "grpo")
+DATA_STAGES = ("select", "synthesize")  # they generate and score; nothing is trained
+STAGES = TRAINING_STAGES + DATA_STAGES
 
 
 @dataclass
@@ -70,7 +72,15 @@ class StageConfig:
 
 
 def training_config_class(stage: str):
-    """TRL's config dataclass for ``stage``."""
+    """The stage's own settings: TRL's config dataclass for a training stage, affect-rl's for a data stage."""
+    if stage == "select":
+        from affect_rl.select import SelectArguments
+
+        return SelectArguments
+    if stage == "synthesize":
+        from affect_rl.synthesize import SynthesizeArguments
+
+        return SynthesizeArguments
     from trl import GRPOConfig, SFTConfig
 
     return {"sft": SFTConfig, "grpo": GRPOConfig}[stage]
@@ -106,10 +116,13 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str) -> Stage
 
     routed["model"].setdefault("model_name_or_path", DEFAULT_MODEL)
     routed["training"].setdefault("output_dir", f"runs/{stage}")
-    routed["training"].setdefault("report_to", "none")
-    apply_hardware_defaults(routed["training"])
+    if stage in TRAINING_STAGES:
+        routed["training"].setdefault("report_to", "none")
+        apply_hardware_defaults(routed["training"])
     if stage == "grpo":
         routed["training"].setdefault("reward_weights", validate_rewards(routed["recipe"].get("rewards", []), source))
+    elif stage in DATA_STAGES:
+        validate_rewards(routed["recipe"].get("rewards", []), source)
 
     built = {group: construct(groups[group], kwargs, source) for group, kwargs in routed.items()}
     return StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
