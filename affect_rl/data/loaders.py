@@ -55,19 +55,40 @@ def apply_column_mapping(table: sources.Table, mapping: dict[str, str]) -> sourc
     return replace(table, rows=rows, columns=columns, features=_renamed(table.features, mapping, replaced))
 
 
-def apply_format(table: sources.Table, adapter: Format, options: dict) -> sources.Table:
-    """Each upstream row through the adapter; output rows keep their source row's number."""
-    rows, numbers = [], []
+def _missing_field(where: str, adapter: Format, name, row: dict) -> DataError:
+    return DataError(f"{where}: a {adapter.name} row needs the field {name!r} ({adapter.source}); the row has "
+                     f"{', '.join(map(str, row)) or 'no fields'}. Rename yours with column_mapping")  # fmt: skip
+
+
+def _format_units(table: sources.Table, adapter: Format) -> list[tuple[dict | list[dict], int]]:
+    """What ``convert`` takes, with its first row's number: each row, or the rows sharing ``group_by``."""
+    units, groups = [], {}
     for row, number in zip(table.rows, table.row_numbers):
         where = f"{table.source}, row {number}"
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a {adapter.name} object; got {type(row).__name__}")
+        if adapter.group_by is None:
+            units.append((row, number))
+            continue
+        if adapter.group_by not in row:
+            raise _missing_field(where, adapter, adapter.group_by, row)
+        key = str(row[adapter.group_by])
+        if key not in groups:
+            groups[key] = []
+            units.append((groups[key], number))
+        groups[key].append(row)
+    return units
+
+
+def apply_format(table: sources.Table, adapter: Format, task: str, options: dict) -> sources.Table:
+    """Each upstream row (or group of rows) through the adapter; output rows keep their source row's number."""
+    rows, numbers = [], []
+    for unit, number in _format_units(table, adapter):
+        where = f"{table.source}, row {number}"
         try:
-            converted = adapter.convert(row, **options)
+            converted = adapter.convert_row(unit, task, options)
         except KeyError as missing:
-            raise DataError(f"{where}: a {adapter.name} row needs the field {missing.args[0]!r} ({adapter.source}); "
-                            f"the row has {', '.join(map(str, row)) or 'no fields'}. Rename yours with "
-                            f"column_mapping") from None  # fmt: skip
+            raise _missing_field(where, adapter, missing.args[0], unit[0] if isinstance(unit, list) else unit) from None
         except DataError as error:
             raise DataError(f"{where}: {error}") from None
         rows += converted
@@ -111,7 +132,7 @@ def canonical_rows(table: sources.Table, args: DataArguments, collect: bool = Fa
     table = apply_column_mapping(table, args.column_mapping)
     if args.format:
         adapter = get_format(args.format)
-        table = apply_format(table, adapter, adapter.check_options(args.format_options or {}))
+        table = apply_format(table, adapter, args.task, adapter.check_options(args.format_options or {}))
         if not table.rows:
             raise DataError(f"{table.source}: the {args.format} adapter kept no rows (check format_options)")
     if args.ignore_media:
@@ -133,10 +154,11 @@ def read_source(args: DataArguments) -> dict[str | None, sources.Table]:
         return sources.read_hub(args.dataset, args.dataset_config)
     if kind == "demo":
         return {UNSPLIT: sources.read_demo(args.demo_name)}
+    read = (get_format(args.format).read_file if args.format else None) or sources.read_file
     path = Path(args.dataset).expanduser()
     if path.is_dir():
-        return sources.read_folder(path, args.encoding)
-    return {UNSPLIT: sources.read_file(path, args.encoding)}
+        return sources.read_folder(path, args.encoding, read)
+    return {UNSPLIT: read(path, args.encoding)}
 
 
 def source_splits(args: DataArguments) -> dict[str | None, list[dict]]:
