@@ -83,7 +83,7 @@ def _format_units(table: sources.Table, adapter: Format) -> list[tuple[dict | li
 def apply_format(table: sources.Table, adapter: Format, task: str, options: dict) -> sources.Table:
     """Each upstream row (or group of rows) through the adapter; output rows keep their source row's number."""
     rows, numbers = [], []
-    for unit, number in _format_units(table, adapter):
+    for position, (unit, number) in enumerate(_format_units(table, adapter)):
         where = f"{table.source}, row {number}"
         try:
             converted = adapter.convert_row(unit, task, options)
@@ -91,6 +91,8 @@ def apply_format(table: sources.Table, adapter: Format, task: str, options: dict
             raise _missing_field(where, adapter, missing.args[0], unit[0] if isinstance(unit, list) else unit) from None
         except DataError as error:
             raise DataError(f"{where}: {error}") from None
+        if len(converted) > 1:  # the turns of one dialogue, the questions of one item: split together
+            converted = [{"group": f"{table.source}#{position}"} | row for row in converted]
         rows += converted
         numbers += [number] * len(converted)
     return replace(table, rows=rows, row_numbers=numbers, columns=sources.union_of_keys(rows))
@@ -195,15 +197,20 @@ def _named_split(splits: dict, spec: str, source: str) -> list[dict] | None:
 
 
 def _hold_out(rows: list[dict], args: DataArguments, source: str) -> tuple[list[dict], list[dict]]:
-    """A seeded ``test_size`` hold-out, for sources without a test split."""
-    if len(rows) < 2:
-        raise DataError(f"{source}: cannot hold out test_size={args.test_size} of {len(rows)} row(s); add rows "
-                        "or a test split")  # fmt: skip
-    order = list(range(len(rows)))
+    """A seeded ``test_size`` hold-out, for sources without a test split. Rows sharing a ``group``
+    (the turns of one conversation) are held out together, so no test row shares its dialogue
+    with a training row."""
+    groups: dict = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(row.get("group") if row.get("group") is not None else ("row", index), []).append(index)
+    if len(groups) < 2:
+        raise DataError(f"{source}: cannot hold out test_size={args.test_size} of {len(groups)} row group(s); add "
+                        "rows or a test split")  # fmt: skip
+    order = list(groups.values())
     random.Random(args.split_seed).shuffle(order)
-    n_test = min(len(rows) - 1, max(1, round(len(rows) * args.test_size)))
-    held = set(order[:n_test])
-    logger.info("%s has no %r split: held out %d rows (seed %d)", source, split_name(args.test_split), n_test,
+    n_test = min(len(order) - 1, max(1, round(len(order) * args.test_size)))
+    held = {index for group in order[:n_test] for index in group}
+    logger.info("%s has no %r split: held out %d rows (seed %d)", source, split_name(args.test_split), len(held),
                 args.split_seed)  # fmt: skip
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 

@@ -263,6 +263,7 @@ def test_kardiabench_gives_one_row_per_assistant_turn(tmp_path):
     assert rows[1]["completion"] == _kardia_turn("anxious", "Three days of limbo is a lot.")  # tags -> special tokens
     assert rows[2]["completion"] is None
     assert {row["emotion"] for row in rows} == {"anxious"}
+    assert len({row["group"] for row in rows}) == 1  # one dialogue's turns are held out together
     situation = "\nSituation: Waiting for the results of a licensing exam."
     assert rows[0]["persona"] == KARDIA_ROW["person"] + "\nMBTI: INFJ" + situation
     assert (rows[0]["mbti"], rows[0]["anon_username"]) == ("INFJ", "user_0412")
@@ -591,6 +592,7 @@ def test_esconv_gives_one_row_per_supporter_turn_after_the_seeker_speaks(tmp_pat
         {"role": "user", "content": "My contract is ending."},
     ]
     assert {row["emotion"] for row in rows} == {"anxiety"}
+    assert len({row["group"] for row in rows}) == 1
     assert rows[0]["persona"] == "Problem: job crisis. My contract ends next month and I have no offers yet."
     assert (rows[0]["problem_type"], rows[0]["experience_type"]) == ("job crisis", "Current Experience")
     assert not {"survey_score", "dialog", "seeker_question1"} & set(rows[0])

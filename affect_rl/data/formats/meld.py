@@ -38,6 +38,7 @@ def convert(row: dict) -> list[dict]:
     speaker = required_text(row, "Speaker")
     return [rest(row, "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID") | {
         "id": f"dia{dialogue}_utt{utterance}",
+        "group": f"dia{dialogue}",  # a dialogue's utterances are held out together
         "text": f"{speaker}: {required_text(row, 'Utterance')}",
         "label": required_text(row, "Emotion").lower(),
         "labels": list(EMOTIONS),
