@@ -22,6 +22,8 @@
 #   --vllm-tp N          vLLM tensor-parallel size (default 1)
 #   --vllm-dp N          vLLM data-parallel size, server mode (default 1; TRL: keep 1 for dense models)
 #   --vllm-port P        vLLM server port (default 8000)
+#   --vllm-host H        address the vLLM server binds (default 127.0.0.1: this machine only; it takes
+#                        no API key, so another address prints a warning)
 #   --vllm-mem F         GPU memory fraction for vLLM (server: its GPUs; colocate: shared, TRL default 0.3)
 #   --vllm-model M       checkpoint the server loads (default: the recipe's model_name_or_path)
 #   --server-timeout S   seconds to wait for the vLLM server to answer (default 900)
@@ -32,7 +34,7 @@ set -euo pipefail
 LAUNCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$LAUNCH_DIR/lib.sh"
 
-gpus="" accelerate=zero2 vllm_mode="" tp=1 dp=1 port=8000 mem="" vllm_model="" timeout=900
+gpus="" accelerate=zero2 vllm_mode="" tp=1 dp=1 port=8000 vllm_host=127.0.0.1 mem="" vllm_model="" timeout=900
 log_dir="logs/local-$(date +%Y%m%d-%H%M%S)" dry_run=0
 while (($#)); do
     case $1 in
@@ -42,6 +44,7 @@ while (($#)); do
         --vllm-tp) tp=$2; shift 2 ;;
         --vllm-dp) dp=$2; shift 2 ;;
         --vllm-port) port=$2; shift 2 ;;
+        --vllm-host) vllm_host=$2; shift 2 ;;
         --vllm-mem) mem=$2; shift 2 ;;
         --vllm-model) vllm_model=$2; shift 2 ;;
         --server-timeout) timeout=$2; shift 2 ;;
@@ -85,7 +88,10 @@ case $vllm_mode in
     server)
         server_gpus=$((tp * dp))
         ((gpus > server_gpus)) || die "server mode needs more than $server_gpus GPUs ($tp x $dp for vLLM + training); use --vllm colocate"
-        stage_args+=(--use_vllm true --vllm_mode server --vllm_server_host 127.0.0.1 --vllm_server_port "$port")
+        # The trainers run here: they reach a server on 0.0.0.0 through loopback.
+        connect_host=$vllm_host
+        [[ $vllm_host != 0.0.0.0 ]] || connect_host=127.0.0.1
+        stage_args+=(--use_vllm true --vllm_mode server --vllm_server_host "$connect_host" --vllm_server_port "$port")
         ;;
     *) die "--vllm must be server, colocate or off, got '$vllm_mode'" ;;
 esac
@@ -98,7 +104,8 @@ train_cmd=(env "CUDA_VISIBLE_DEVICES=$train_ids" accelerate launch --config_file
 if [[ $vllm_mode == server ]]; then
     server_ids=$(seq -s, "$train_gpus" $((gpus - 1)))
     [[ -n $vllm_model ]] || vllm_model=$(rollout_model "${stage_args[@]}")
-    vllm_rollout_server "$vllm_model" "$port" "$tp" "$dp" "$mem"
+    vllm_rollout_server "$vllm_model" "$port" "$tp" "$dp" "$mem" "$vllm_host"
+    warn_exposed "vLLM server" "$vllm_host" "$port" 0 "trl vllm-serve takes no API key"
     server_cmd=(env "CUDA_VISIBLE_DEVICES=$server_ids" "${SERVER_CMD[@]}")
 fi
 
@@ -108,7 +115,7 @@ summary="$gpus GPUs: training on $train_ids ($train_gpus processes, $config_file
 echo "# affect-rl local launch: $summary"
 
 if ((dry_run)); then
-    [[ $vllm_mode != server ]] || { show vllm "${server_cmd[@]}"; echo "[wait] http://127.0.0.1:$port/health"; }
+    [[ $vllm_mode != server ]] || { show vllm "${server_cmd[@]}"; echo "[wait] http://$connect_host:$port/health"; }
     show train "${train_cmd[@]}"
     exit 0
 fi
@@ -119,9 +126,10 @@ if [[ $vllm_mode != server ]]; then
     "${train_cmd[@]}" 2>&1 | tee "$log_dir/train.log"
     exit "${PIPESTATUS[0]}"
 fi
-"${server_cmd[@]}" >"$log_dir/vllm.log" 2>&1 &
+# Without VLLM_API_KEY: the `vllm serve` inside trl vllm-serve would refuse TRL's client without a key.
+(unset VLLM_API_KEY; exec "${server_cmd[@]}") >"$log_dir/vllm.log" 2>&1 &
 server_pid=$!
 trap 'stop_jobs "vllm=$server_pid"' INT TERM
-wait_for_server "vLLM server" "http://127.0.0.1:$port" "$server_pid" "$timeout" || { stop_jobs "vllm=$server_pid"; exit 1; }
+wait_for_server "vLLM server" "http://$connect_host:$port" "$server_pid" "$timeout" || { stop_jobs "vllm=$server_pid"; exit 1; }
 "${train_cmd[@]}" > >(tee "$log_dir/train.log") 2>&1 &
 supervise $! "vLLM server=$server_pid"
