@@ -13,7 +13,7 @@ from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import load_splits, to_sft_dataset
 from affect_rl.models import load_causal_lm, load_tokenizer
-from affect_rl.stage import finish_stage, resume_checkpoint
+from affect_rl.stage import begin_stage, finish_stage, run_training
 from affect_rl.tracking import prepare_tracking
 
 
@@ -22,6 +22,7 @@ def train(cfg: StageConfig):
     from trl import SFTTrainer
     from trl.trainer.utils import get_peft_config
 
+    begin_stage(cfg)
     splits = load_splits(cfg.data)
     train_dataset = to_sft_dataset(splits["train"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
     eval_dataset = None
@@ -29,8 +30,9 @@ def train(cfg: StageConfig):
         eval_dataset = to_sft_dataset(splits["test"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
 
     prepare_tracking(cfg.training)
-    model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
-    tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right")
+    trust = cfg.training.trust_remote_code
+    model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter, trust_remote_code=trust)
+    tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right", trust_remote_code=trust)
     score_labelled_positions_only()
     trainer = SFTTrainer(
         model=model,
@@ -40,6 +42,6 @@ def train(cfg: StageConfig):
         processing_class=tokenizer,
         peft_config=get_peft_config(cfg.model),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.training))
+    run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer
