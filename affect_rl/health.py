@@ -1,10 +1,13 @@
 """Training health: stop on a NaN or infinite loss or reward; save and stop on a signal.
 
-:class:`StopOnNonFinite` watches what the trainer logs (``loss``, ``eval_loss`` and GRPO's
-``reward``, the weighted sum it optimises) and stops training at the first NaN or inf. affect-rl
-sets ``logging_nan_inf_filter: false`` by default, because transformers' default replaces a
-non-finite loss by the mean of the previous ones in the log, which would hide it. The check runs
-at each logging step (``logging_steps``), so it names that step.
+:class:`StopOnNonFinite` watches what the trainer logs (``loss``, ``eval_loss``, GRPO's
+``reward``, the weighted sum it optimises, and ``grad_norm`` except under fp16, whose loss
+scaler skips steps with infinite gradients by design) and stops training at the first NaN or
+inf. Checkpoints that may hold the diverged weights are then renamed
+(``affect_rl.checkpoints.set_aside_diverged_checkpoints``), so a re-run resumes from a good
+one. affect-rl sets ``logging_nan_inf_filter: false`` by default, because transformers' default
+replaces a non-finite loss by the mean of the previous ones in the log, which would hide it.
+The check runs at each logging step (``logging_steps``), so it names that step.
 
 :class:`CheckpointOnSignal` handles SIGUSR1 (Slurm's warning before the time limit, sent with
 ``#SBATCH --signal=B:USR1@300`` and forwarded by ``launch/slurm/train.slurm``), SIGTERM, and a
@@ -36,19 +39,28 @@ STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 class StopOnNonFinite(TrainerCallback):
     """Stop training at the first logged NaN or infinite value of :data:`WATCHED_LOGS`.
 
-    After training, ``problem`` holds ``(step, key, value)`` of the first one, else None.
+    After training, ``problem`` holds ``(step, key, value)`` of the first one, else None, and
+    ``last_finite_step`` the last logged step whose values were all finite: checkpoints saved
+    after it may hold NaN weights. The checkpoint the trainer would save at the failing step is
+    cancelled.
     """
 
     def __init__(self):
         self.problem: tuple[int, str, float] | None = None
+        self.last_finite_step = 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        for key in WATCHED_LOGS:
+        if self.problem is not None:
+            return control
+        for key in WATCHED_LOGS + (() if args.fp16 else ("grad_norm",)):
             value = (logs or {}).get(key)
-            if isinstance(value, (int, float)) and not math.isfinite(value) and self.problem is None:
+            if isinstance(value, (int, float)) and not math.isfinite(value):
                 self.problem = (state.global_step, key, value)
                 logger.error("%s is %s at step %d: stopping training", key, value, state.global_step)
                 control.should_training_stop = True
+                control.should_save = False  # its weights are the diverged ones
+                return control
+        self.last_finite_step = state.global_step
         return control
 
 
@@ -94,21 +106,22 @@ class CheckpointOnSignal(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         request = self.local_request()
-        if any_rank(request is not None, args.device) and self.stopped_by is None:
+        if any_rank(request is not None, args) and self.stopped_by is None:
             self.stopped_by = request or "another rank's stop request"
             control.should_save = True
             control.should_training_stop = True
         return control
 
 
-def any_rank(flag: bool, device) -> bool:
-    """``flag`` or'ed over all processes (one all-reduce; ``flag`` itself when there is one process)."""
+def any_rank(flag: bool, args) -> bool:
+    """``flag`` or'ed over all processes (one all-reduce on ``args.device``; ``flag`` itself when
+    there is one process)."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return flag
-    tensor = torch.tensor([int(flag)], device=device)
+    tensor = torch.tensor([int(flag)], device=args.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
 

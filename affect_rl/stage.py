@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import shutil
-import zipfile
 from pathlib import Path
 
+from affect_rl.checkpoints import checkpoint_problem, last_complete_checkpoint, set_aside_diverged_checkpoints
 from affect_rl.errors import ConfigError, TrainingDiverged
 from affect_rl.files import atomic_write_text, publish_folder
 from affect_rl.health import CheckpointOnSignal, StopOnNonFinite, stop_file_from_env
@@ -27,9 +26,6 @@ from affect_rl.tracking import tracking_summary
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # transformers' PREFIX_CHECKPOINT_DIR pattern
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "adapter_model.safetensors", "adapter_model.bin")
-SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 FINAL_STAGING = ".final-model.partial"
 STANDALONE_ADVICE = ("move that folder aside (or pass another --output_dir) to train this config; "
                      "under `affect-rl pipeline`, --restart STAGE does it")
@@ -71,50 +67,6 @@ def check_resume_request(requested) -> None:
                           "checkpoint-N folder, or use `last` for the newest complete one.")
 
 
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why ``folder`` is not a complete checkpoint, or None: ``trainer_state.json`` (written last by
-    transformers) must parse, and the weights (files, shards or a DeepSpeed ``global_step``) must be
-    there and readable (safetensors headers and .bin zip directories are read, not the tensors)."""
-    state = folder / "trainer_state.json"
-    if not state.is_file():
-        return "no trainer_state.json (the save was interrupted)"
-    try:
-        json.loads(state.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return "trainer_state.json is truncated or not JSON"
-    weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
-    for index in (folder / name for name in SHARD_INDEXES):
-        if index.is_file():
-            try:
-                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                return f"{index.name} is truncated or not a shard index"
-            weights += [folder / shard for shard in shards]
-    deepspeed_tag = folder / "latest"
-    if deepspeed_tag.is_file() and (folder / deepspeed_tag.read_text().strip()).is_dir():
-        return None if not weights else weights_problem(weights)
-    if not weights:
-        return "no weights file"
-    return weights_problem(weights)
-
-
-def weights_problem(paths: list[Path]) -> str | None:
-    from safetensors import safe_open
-
-    for path in paths:
-        if not path.is_file():
-            return f"{path.name} is missing"
-        try:
-            if path.suffix == ".safetensors":
-                with safe_open(str(path), "pt"):
-                    pass
-            else:
-                zipfile.ZipFile(path).close()  # torch.save's format; a cut file has no central directory
-        except Exception as error:  # noqa: BLE001 -- any failure to read means not loadable
-            return f"{path.name} is unreadable ({type(error).__name__})"
-    return None
-
-
 def resume_checkpoint(training_args) -> str | None:
     """The checkpoint to resume from: ``resume_from_checkpoint: last`` (or true) picks the newest
     complete ``checkpoint-N`` in the output folder, logging each newer incomplete one it skips;
@@ -125,20 +77,6 @@ def resume_checkpoint(training_args) -> str | None:
     if requested not in (True, "true", "True", "last"):
         return str(requested)
     return last_complete_checkpoint(Path(training_args.output_dir))
-
-
-def last_complete_checkpoint(output_dir: Path) -> str | None:
-    """The newest complete ``checkpoint-N`` of ``output_dir`` (None if there is none)."""
-    if not output_dir.is_dir():
-        return None
-    numbered = [(int(match.group(1)), path) for path in output_dir.iterdir()
-                if path.is_dir() and (match := CHECKPOINT_NAME.match(path.name))]
-    for _, path in sorted(numbered, reverse=True):
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return str(path)
-        logger.warning("Skipping %s: incomplete checkpoint, %s", path, problem)
-    return None
 
 
 def run_training(trainer, cfg):
@@ -163,6 +101,7 @@ def run_training(trainer, cfg):
         trainer.save_model(str(inspect))
         if trainer.is_world_process_zero():
             trainer.state.save_to_json(str(inspect / "trainer_state.json"))
+            set_aside_diverged_checkpoints(output_dir, health.last_finite_step)
         end_stage(cfg)
         raise TrainingDiverged(
             f"{cfg.stage}: {key} became {value} at step {step}; training stopped and that step's model was saved to "
