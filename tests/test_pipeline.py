@@ -57,6 +57,11 @@ def test_pipeline_runs_every_stage_writes_manifest_and_report_then_skips_on_reru
     assert on_disk["stages"]["grpo"]["config"]["model"]["model_name_or_path"] == str(run_dir / "sft")
     assert on_disk["stages"]["sft"]["config"]["training"]["max_steps"] == 2
     assert on_disk["packages"]["trl"] and "train_loss" in on_disk["stages"]["sft"]["metrics"]
+    for stage in ("sft", "grpo", "eval"):  # the run identity, in the manifest and in the stage folder
+        identity = json.loads((run_dir / stage / "affect_rl_config.json").read_text())
+        assert identity["config_hash"] == on_disk["stages"][stage]["config_hash"]
+        assert len(identity["config_hash"]) == 64 and not (run_dir / stage / ".affect_rl.lock").exists()
+    assert not (run_dir / ".affect_rl.lock").exists()
 
     report = json.loads((run_dir / "eval" / "report.json").read_text())
     assert list(report["checkpoints"]) == ["base", "sft", "grpo"]
@@ -216,3 +221,26 @@ def test_a_second_run_on_the_same_folder_is_refused_and_a_dead_holder_is_taken_o
     assert manifest["stages"]["sft"]["status"] == "done"
     assert f"stale lock {lock} of pid {dead.pid}" in caplog.text
     assert not lock.exists()  # released at the end of the run
+
+
+@pytest.mark.slow
+def test_an_interrupted_stage_resumes_from_its_last_complete_checkpoint(tiny_model_dir, tmp_path, caplog):
+    recipe = write_pipeline(tmp_path, model=tiny_model_dir, sft={"max_steps": 3, "save_strategy": "steps",
+                                                                 "save_steps": 1},
+                            stages=[{"name": "sft", "stage": "sft", "config": "sft.yaml"}])
+    run_dir, sft = tmp_path / "run", tmp_path / "run" / "sft"
+    run_pipeline_file(str(recipe), output_dir=str(run_dir))
+    # As if the job died while writing checkpoint-3: no trainer_state.json there, no final model.
+    (sft / "checkpoint-3" / "trainer_state.json").unlink()
+    for name in ("model.safetensors", "config.json", "trainer_state.json"):
+        (sft / name).unlink()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["stages"]["sft"]["status"] = "running"
+    write_manifest(run_dir, manifest)
+
+    manifest = run_pipeline_file(str(recipe), output_dir=str(run_dir))
+    assert manifest["stages"]["sft"]["status"] == "done"
+    assert manifest["stages"]["sft"]["resumed_from"] == [str(sft / "checkpoint-2")]
+    assert f"Skipping {sft / 'checkpoint-3'}: incomplete checkpoint, no trainer_state.json" in caplog.text
+    assert json.loads((sft / "trainer_state.json").read_text())["global_step"] == 3
+    assert (sft / "model.safetensors").is_file() and (sft / "checkpoint-3" / "trainer_state.json").is_file()
