@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast mutation
 
 setup: $(VENV)/.installed
 
@@ -26,3 +26,8 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Mutation check (bench/mutation.py): affect_rl/stats.py + two reward modules, ~10 min on 2 cores.
+mutation: setup
+	$(BIN)/pip install -q mutmut==3.8.1
+	nice -n 10 $(BIN)/python bench/mutation.py

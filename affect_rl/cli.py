@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = commands.add_parser("pipeline", help="run a pipeline recipe's stages in order (sft, grpo, eval)")
     pipeline.add_argument("recipe", help="the pipeline YAML, e.g. recipes/demo/pipeline.yaml")
     pipeline.add_argument("--output_dir", help="where the run's output tree goes (overrides the recipe)")
-    pipeline.add_argument("--skip", action="append", default=[], metavar="STAGE", help="skip a stage by name")
+    pipeline.add_argument("--skip", action="append", default=[], metavar="STAGE",
+                          help="leave a stage as it is (a finished one stays done); repeat for several")
+    pipeline.add_argument("--restart", action="append", default=[], metavar="STAGE",
+                          help="move the stage's old folder aside (STAGE.old-TIMESTAMP) and run it again, "
+                               "with the stages that use it; repeat for several")
+    pipeline.add_argument("--force", action="store_true", help="restart every stage (old folders are moved aside)")
     pipeline.set_defaults(handler=run_pipeline)
 
     demo = commands.add_parser("demo", help="SFT -> GRPO -> eval of the built-in model on the demo data, offline")
@@ -147,7 +152,7 @@ def run_loaded_stage(cfg):
 def run_pipeline(args, _extra) -> None:
     from affect_rl.pipeline import run_pipeline_file
 
-    run_pipeline_file(args.recipe, output_dir=args.output_dir, skip=args.skip)
+    run_pipeline_file(args.recipe, output_dir=args.output_dir, skip=args.skip, restart=args.restart, force=args.force)
 
 
 def run_demo(args, _extra) -> None:

@@ -4,8 +4,10 @@ A stage recipe is one flat YAML mapping whose keys are the fields of four datacl
 TRL's ``ModelConfig`` (model and LoRA), :class:`~affect_rl.data.DataArguments` (data and
 template), :class:`RecipeArguments` (rewards and stage options) and TRL's ``SFTConfig`` or
 ``GRPOConfig`` (training). ``--key value`` on the command line wins over the YAML. Unknown
-keys, wrong types and bad combinations raise :class:`~affect_rl.errors.ConfigError` naming
-the file and the key, before any model loads.
+keys, wrong types, duplicated YAML keys, non-finite numbers, non-positive sizes and bad
+combinations raise :class:`~affect_rl.errors.ConfigError` naming the file and the key, before
+any model loads. affect-rl types the values itself (rather than through ``HfArgumentParser``)
+so that these errors name the recipe file and suggest the key that was meant.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import importlib.util
+import math
 import os
 import types
 import typing
@@ -23,13 +27,27 @@ from typing import Any, Literal, Union
 import yaml
 
 from affect_rl.data import DataArguments
-from affect_rl.errors import ConfigError
+from affect_rl.errors import ConfigError, EnvironmentProblem
 from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
 from affect_rl.models import DEFAULT_MODEL
 
 TRAINING_STAGES = ("sft", "grpo")
 DATA_STAGES = ("select", "synthesize")  # they generate and score; nothing is trained
 STAGES = TRAINING_STAGES + DATA_STAGES
+
+# Sizes and counts that must be at least 1 (None, where a field allows it, keeps its meaning).
+POSITIVE_KEYS = frozenset({
+    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+    "eval_accumulation_steps", "num_train_epochs", "num_generations", "num_generations_eval",
+    "max_completion_length", "max_prompt_length", "max_length", "generation_batch_size", "steps_per_generation",
+    "num_iterations", "lora_r", "lora_alpha", "vllm_tensor_parallel_size", "max_train_samples",
+    "max_test_samples", "save_total_limit", "logging_steps", "save_steps", "eval_steps", "temperature",
+})
+# Counts where 0 is meaningful ("none") but a negative number is not.
+NON_NEGATIVE_KEYS = frozenset({
+    "warmup_steps", "dataloader_num_workers", "num_sample_prompts", "seed", "data_seed", "split_seed",
+    "weight_decay", "max_grad_norm", "beta", "lora_dropout",
+})
 
 
 @dataclass
@@ -112,13 +130,17 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str) -> Stage
         if key not in field_owner:
             raise ConfigError(unknown_key_message(key, field_owner, source, stage))
         owner = groups[field_owner[key]]
-        routed[field_owner[key]][key] = coerce(value, field_types(owner)[key], key, source)
+        routed[field_owner[key]][key] = check_range(key, coerce(value, field_types(owner)[key], key, source), source)
 
     routed["model"].setdefault("model_name_or_path", DEFAULT_MODEL)
     routed["training"].setdefault("output_dir", f"runs/{stage}")
     if stage in TRAINING_STAGES:
         routed["training"].setdefault("report_to", "none")
         apply_hardware_defaults(routed["training"])
+        # transformers' default (true) logs a NaN or inf loss as the mean of the previous ones,
+        # which would hide the divergence that affect_rl.health stops training on.
+        routed["training"].setdefault("logging_nan_inf_filter", False)
+    check_quantization(routed["model"], source)
     if stage == "grpo":
         routed["training"].setdefault("reward_weights", validate_rewards(routed["recipe"].get("rewards", []), source))
     elif stage in DATA_STAGES:
@@ -144,15 +166,48 @@ def build_data_arguments(values: dict[str, Any], source: str) -> DataArguments:
     return build_arguments(DataArguments, values, source, "data inspect")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error.
+
+    Plain ``yaml.safe_load`` keeps the last of two equal keys, so a recipe that sets
+    ``learning_rate`` twice silently trains with the second value.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicated key {key!r} on line {line} (first on line {seen[key]}): keep one",
+                    key_node.start_mark)
+            if isinstance(key, typing.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that rejects duplicated keys (:class:`UniqueKeyLoader`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 def read_yaml_mapping(path: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file, or a ConfigError saying what is wrong with it."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"Recipe file {path!r} does not exist. Pass an existing YAML file, e.g. recipes/demo/sft.yaml.")
     try:
-        loaded = yaml.safe_load(file.read_text()) or {}
+        loaded = load_yaml(file.read_text(encoding="utf-8")) or {}
+    except yaml.constructor.ConstructorError as error:
+        raise ConfigError(f"{path}: {error.problem}.") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        detail = " ".join(str(error).split())  # one line
+        raise ConfigError(f"{path} is not valid YAML: {detail}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): save it as UTF-8.") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values, not a {type(loaded).__name__}.")
     return loaded
@@ -285,7 +340,7 @@ def _parse_structured(value: Any, kind: type) -> Any:
     if isinstance(value, kind):
         return value
     if isinstance(value, str):
-        parsed = yaml.safe_load(value)
+        parsed = load_yaml(value)
         if isinstance(parsed, kind):
             return parsed
         if kind is list:
@@ -311,6 +366,51 @@ def type_name(annotation: Any) -> str:
     if origin is not None:
         return f"a {origin.__name__}"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def check_range(key: str, value: Any, source: str) -> Any:
+    """``value`` if it is in range for ``key``, else a ConfigError: no NaN or infinite number
+    anywhere, values of :data:`POSITIVE_KEYS` above 0 (``logging_steps: 0.1`` is a fraction of
+    the run), of :data:`NON_NEGATIVE_KEYS` at least 0, ``max_steps`` -1 or at least 1.
+
+    >>> check_range("max_steps", -1, "x.yaml")
+    -1
+    """
+    numbers = value if isinstance(value, list) else [value]
+    for number in numbers:
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ConfigError(f"{source}: {key!r} must be a finite number, got {number!r}.")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    if key == "max_steps" and value != -1 and value < 1:
+        raise ConfigError(f"{source}: 'max_steps' must be -1 (train for num_train_epochs) or at least 1, got {value!r}.")
+    if key in POSITIVE_KEYS and value <= 0:
+        raise ConfigError(f"{source}: {key!r} must be positive, got {value!r}.")
+    if key in NON_NEGATIVE_KEYS and value < 0:
+        raise ConfigError(f"{source}: {key!r} must be 0 or more, got {value!r}.")
+    return value
+
+
+def check_quantization(model: dict[str, Any], source: str) -> None:
+    """``load_in_4bit`` / ``load_in_8bit`` load the weights through bitsandbytes (applied in
+    ``affect_rl.models``); check here that they can be: one of them, trained through LoRA, on a
+    CUDA GPU with bitsandbytes installed."""
+    wanted = [key for key in ("load_in_4bit", "load_in_8bit") if model.get(key)]
+    if not wanted:
+        return
+    if len(wanted) == 2:
+        raise ConfigError(f"{source}: load_in_4bit and load_in_8bit are exclusive: set one of them.")
+    if not model.get("use_peft"):
+        raise ConfigError(f"{source}: {wanted[0]} needs use_peft: true (quantized weights are frozen; "
+                          "only a LoRA adapter on top of them can train).")
+    problems = []
+    if importlib.util.find_spec("bitsandbytes") is None:
+        problems.append("bitsandbytes is not installed (pip install bitsandbytes)")
+    if not cuda_available():
+        problems.append("no CUDA GPU is visible (bitsandbytes quantizes on the GPU)")
+    if problems:
+        raise EnvironmentProblem(f"{source}: {wanted[0]}: true cannot run here: {'; '.join(problems)}. "
+                                 f"Remove {wanted[0]} to train unquantized weights.")
 
 
 def apply_hardware_defaults(training: dict[str, Any]) -> None:

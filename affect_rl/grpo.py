@@ -20,7 +20,7 @@ from affect_rl.errors import EnvironmentProblem
 from affect_rl.hardware import cuda_available
 from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.scoring import build_reward_functions
-from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
+from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 from rewards.templates import get_template
 
@@ -69,14 +69,16 @@ def build_trainer(cfg: StageConfig):
     train_dataset = to_grpo_dataset(splits["train"], cfg.data)
 
     prepare_tracking(cfg.training)
-    model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
+    trust = cfg.training.trust_remote_code
+    model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter,
+                                              trust_remote_code=trust)
     score_labelled_positions_only()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fns,
         args=cfg.training,
         train_dataset=train_dataset,
-        processing_class=load_tokenizer(cfg.model.model_name_or_path, padding_side="left"),
+        processing_class=load_tokenizer(cfg.model.model_name_or_path, padding_side="left", trust_remote_code=trust),
         peft_config=None if continues_adapter else get_peft_config(cfg.model),
     )
     return trainer, splits
@@ -84,7 +86,8 @@ def build_trainer(cfg: StageConfig):
 
 def train(cfg: StageConfig):
     """Run the GRPO stage described by ``cfg``; returns the trainer after saving the model."""
+    begin_stage(cfg)
     trainer, splits = build_trainer(cfg)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.training))
+    run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

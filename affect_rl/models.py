@@ -10,6 +10,7 @@ passed to transformers unchanged: a local path or a hub id.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -18,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from affect_rl.errors import EnvironmentProblem
+from affect_rl.errors import ConfigError, EnvironmentProblem
 
 logger = logging.getLogger(__name__)
 
@@ -116,14 +117,17 @@ def materialise(embedded: EmbeddedModel, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_tokenizer(name_or_path: str, padding_side: str = "left"):
+def load_tokenizer(name_or_path: str, padding_side: str = "left", trust_remote_code: bool = False):
     """The tokenizer of a model, with a pad token and the given padding side.
 
-    GRPO needs left padding for batched generation; SFT does not care.
+    GRPO needs left padding for batched generation; SFT does not care. ``trust_remote_code``
+    lets a checkpoint's own Python code run (off unless the recipe sets it).
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    path = resolve_model_path(name_or_path)
+    with remote_code_hint(path, trust_remote_code):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
@@ -135,26 +139,48 @@ def is_adapter_folder(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
-def load_causal_lm(model_args, merge_adapter: bool = True):
+@contextlib.contextmanager
+def remote_code_hint(path: str, trust_remote_code: bool):
+    """Turn transformers' refusal to run a checkpoint's own code into a one-line ConfigError."""
+    try:
+        yield
+    except ValueError as error:
+        if trust_remote_code or "trust_remote_code" not in str(error):
+            raise
+        raise ConfigError(f"{path} ships its own Python code, which affect-rl does not run by default: "
+                          "read it, then set `trust_remote_code: true` in the recipe to allow it.") from None
+
+
+def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bool = False):
     """Load the model named by a TRL ``ModelConfig``; returns ``(model, is_trainable_adapter)``.
 
     A LoRA adapter folder (e.g. an SFT stage trained with ``use_peft``) is loaded on top of its
     base model and either merged into it (``merge_adapter=True``: the next stage sees a plain
-    model and may add a fresh adapter) or kept as the trainable adapter.
+    model and may add a fresh adapter) or kept as the trainable adapter. ``load_in_4bit`` /
+    ``load_in_8bit`` load the weights through bitsandbytes (TRL's ``get_quantization_config``,
+    as its own scripts do; transformers places them on this process's GPU, and
+    ``affect_rl.config`` has checked that bitsandbytes and a GPU are there); an adapter over
+    quantized weights is kept, not merged.
     """
     import torch
     from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import get_quantization_config
 
     path = resolve_model_path(model_args.model_name_or_path)
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     kwargs = {"dtype": dtype, "revision": model_args.model_revision,
-              "attn_implementation": model_args.attn_implementation}
-    if not is_adapter_folder(path):
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs), False
+              "attn_implementation": model_args.attn_implementation, "trust_remote_code": trust_remote_code}
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    with remote_code_hint(path, trust_remote_code):
+        if not is_adapter_folder(path):
+            return AutoModelForCausalLM.from_pretrained(path, **kwargs), False
 
-    from peft import PeftConfig, PeftModel
+        from peft import PeftConfig, PeftModel
 
-    base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
-    base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_name), **kwargs)
-    model = PeftModel.from_pretrained(base, path, is_trainable=not merge_adapter)
-    return (model.merge_and_unload(), False) if merge_adapter else (model, True)
+        base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
+        base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_name), **kwargs)
+    merge = merge_adapter and quantization is None  # merging into 4/8-bit weights would round the adapter away
+    model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
+    return (model.merge_and_unload(), False) if merge else (model, True)

@@ -14,7 +14,7 @@ from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_sft_dataset
 from affect_rl.models import load_causal_lm, load_tokenizer
-from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
+from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 
 
@@ -23,6 +23,7 @@ def train(cfg: StageConfig):
     from trl import SFTTrainer
     from trl.trainer.utils import get_peft_config
 
+    begin_stage(cfg)
     splits = load_stage_data(cfg)
     report = {}
     train_dataset = to_sft_dataset(splits["train"], cfg.data, report)
@@ -34,8 +35,9 @@ def train(cfg: StageConfig):
         eval_dataset = to_sft_dataset(splits["test"], cfg.data)
 
     prepare_tracking(cfg.training)
-    model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
-    tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right")
+    trust = cfg.training.trust_remote_code
+    model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter, trust_remote_code=trust)
+    tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right", trust_remote_code=trust)
     score_labelled_positions_only()
     trainer = SFTTrainer(
         model=model,
@@ -45,6 +47,6 @@ def train(cfg: StageConfig):
         processing_class=tokenizer,
         peft_config=get_peft_config(cfg.model),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.training))
+    run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

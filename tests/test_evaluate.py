@@ -157,6 +157,31 @@ def test_identical_checkpoints_differ_by_exactly_zero():
     assert report["n_rows"] == 4
 
 
+def test_a_paired_difference_is_later_minus_earlier_with_its_sign_and_paired_interval():
+    import numpy as np
+
+    from affect_rl.stats import resample_indices
+
+    base = [{"correct": float(row % 2)} for row in range(8)]  # accuracy 0.5
+    tuned = [{"correct": 1.0 if row < 7 else 0.0} for row in range(8)]  # accuracy 0.875; worse on the last row
+    metrics = {"accuracy": task_metrics("emotion", "r1", generated=False)["accuracy"]}
+    report = summarise({"base": base, "tuned": tuned}, metrics, n_bootstrap=300, seed=3)
+    difference = report["differences"]["tuned-base"]
+    assert (difference["minuend"], difference["subtrahend"]) == ("tuned", "base")
+    assert difference["metrics"]["accuracy"]["value"] == pytest.approx(0.375)
+    assert report["summary"]["tuned-base"]["accuracy"] == pytest.approx(0.375)
+    # The paired bootstrap: the same resampled rows for both checkpoints, difference per resample.
+    draws = [np.mean([tuned[i]["correct"] - base[i]["correct"] for i in rows]) for rows in resample_indices(8, 300, 3)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    assert (difference["metrics"]["accuracy"]["ci_low"], difference["metrics"]["accuracy"]["ci_high"]) == (
+        pytest.approx(low), pytest.approx(high))
+    assert low < 0.375 < high and high > 0
+
+    flipped = summarise({"tuned": tuned, "base": base}, metrics, n_bootstrap=300, seed=3)["differences"]["base-tuned"]
+    assert flipped["metrics"]["accuracy"] == {"value": pytest.approx(-0.375), "ci_low": pytest.approx(-high),
+                                              "ci_high": pytest.approx(-low)}
+
+
 # ---- generation on a tiny random Llama ----
 
 

@@ -1,5 +1,7 @@
 """The GRPO stage on a tiny random Llama with SmolLM2's tokenizer."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -62,13 +64,13 @@ def test_grpo_with_lora_trains_only_the_adapter(tiny_model_dir, emotion_file, tm
 
 def test_interrupted_grpo_resumes_at_the_same_global_step(tiny_model_dir, emotion_file, tmp_path):
     output_dir = tmp_path / "resume"
-    first = tiny_grpo_values(tiny_model_dir, emotion_file, output_dir, max_steps=2, save_strategy="steps",
-                             save_steps=1)
+    first = tiny_grpo_values(tiny_model_dir, emotion_file, output_dir, max_steps=3, save_strategy="steps",
+                             save_steps=1, resume_from_checkpoint="last")
     grpo.train(build_stage_config("grpo", first, "test"))
+    # As if the run had died before step 3: a resumed trainer starts at global step 2, not 0.
+    shutil.rmtree(output_dir / "checkpoint-3")
     assert (output_dir / "checkpoint-2").is_dir()
-    # The run is "extended" to 3 steps: a resumed trainer starts at global step 2, not 0.
-    resumed = dict(first, max_steps=3, resume_from_checkpoint="last")
-    trainer = grpo.train(build_stage_config("grpo", resumed, "test"))
+    trainer = grpo.train(build_stage_config("grpo", first, "test"))
     steps = [entry["step"] for entry in trainer.state.log_history if "loss" in entry]
     assert steps == [1, 2, 3] and trainer.state.global_step == 3
 
