@@ -4,9 +4,9 @@ Scores are read only from the judge's answer: the LAST JSON object there that ha
 key with an allowed number, skipping any object the policy's text itself contains (a judge
 echoing ``{"empathy": 10}`` or a whole injected verdict does not score it).
 
-Hostile text cannot stall or crash the parser: an object is looked for only within
-``MAX_OBJECT_CHARS`` of its opening brace (a verdict is a few hundred characters), and an object
-nested deeper than Python's recursion limit is skipped, not raised.
+Hostile text cannot stall or crash the parser: one linear scan finds the balanced brace spans,
+and only spans of at most ``MAX_OBJECT_CHARS`` characters and ``MAX_DEPTH`` levels (a verdict
+is one flat object of a few hundred characters) are decoded.
 
 >>> from rewards.rubric_spec import load_rubric
 >>> rubric = load_rubric("logic")
@@ -23,28 +23,59 @@ import re
 from rewards.rubric_spec import Dimension, Rubric
 
 MAX_OBJECT_CHARS = 4096
+MAX_DEPTH = 4  # a verdict is one flat object; a little nesting is tolerated
 # A number, optionally written "4/5" (the part after the slash must be the scale's top).
 _NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*")
 _DECODER = json.JSONDecoder()
 
 
 def json_objects(text: str) -> list[dict]:
-    """Every JSON object in ``text`` (of at most MAX_OBJECT_CHARS), in order; text around them is ignored.
+    """Every JSON object in ``text`` of at most MAX_OBJECT_CHARS and MAX_DEPTH nested levels, in
+    order of their opening brace; text around them is ignored.
 
-    >>> json_objects('x {"a": 1} y {"b": {"c": 2}} {bad}')
-    [{'a': 1}, {'b': {'c': 2}}, {'c': 2}]
-    >>> json_objects('{"a": ' * 5000 + '{"b": 1}')  # too deep to decode: only the innermost
+    One linear pass finds the balanced ``{...}`` spans (braces inside JSON strings skipped), and
+    only those short, shallow spans are decoded, so hostile text (``'{"a": ' * 100_000``) costs
+    one scan rather than a decode attempt from every brace.
+
+    >>> json_objects('x {"a": 1} y {"b": {"c": "}"}} {bad}')
+    [{'a': 1}, {'b': {'c': '}'}}, {'c': '}'}]
+    >>> json_objects('{"a": ' * 5000 + '{"b": 1}')  # never closed: only the innermost
     [{'b': 1}]
     """
     found = []
-    for start in (match.start() for match in re.finditer(r"\{", text)):
+    for start, end in sorted(_shallow_spans(text)):
         try:
-            value, _ = _DECODER.raw_decode(text[start : start + MAX_OBJECT_CHARS])
-        except (ValueError, RecursionError):
+            value, _ = _DECODER.raw_decode(text[start:end])
+        except ValueError:
             continue
         if isinstance(value, dict):
             found.append(value)
     return found
+
+
+def _shallow_spans(text: str):
+    """(start, end) of each balanced brace span of at most MAX_OBJECT_CHARS and MAX_DEPTH levels."""
+    stack: list[list[int]] = []  # [start, deepest child level]
+    in_string = escaped = False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = bool(stack)  # a quote outside every object starts no JSON string
+        elif char == "{":
+            stack.append([position, 0])
+        elif char == "}" and stack:
+            start, deepest = stack.pop()
+            depth = deepest + 1
+            if stack:
+                stack[-1][1] = max(stack[-1][1], depth)
+            if depth <= MAX_DEPTH and position + 1 - start <= MAX_OBJECT_CHARS:
+                yield start, position + 1
 
 
 def _normalise_key(key: str) -> str:

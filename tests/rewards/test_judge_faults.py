@@ -154,13 +154,18 @@ def test_deeply_nested_policy_input(fake_judge, policy, expected):
     assert judge.bodies == []
 
 
-def test_deeply_nested_json_in_the_policy_text_neither_crashes_nor_stalls(fake_judge):
+def test_deeply_nested_json_in_the_policy_text_neither_crashes_nor_stalls(fake_judge, monkeypatch):
+    import rewards.rubric_verdict as verdict
+
+    decoded = []
+    decode = verdict._DECODER.raw_decode
+    monkeypatch.setattr(verdict._DECODER, "raw_decode", lambda text: decoded.append(len(text)) or decode(text))
     judge = fake_judge(lambda body: (200, ALL_FOURS))
     reward = build(judge, on_error="raise")
     hostile = '{"a": ' * 100_000 + '[' * 100_000
-    started = time.perf_counter()
     assert reward.call_sync(["p"], [kardia(hostile)]) == [0.75]
-    assert time.perf_counter() - started < 20
+    # One linear scan: the 100,000 unclosed braces are never decoded, only the judge's one verdict.
+    assert len(decoded) == 1
 
 
 def test_lone_surrogates_in_the_policy_text_are_sent_and_cached(fake_judge, tmp_path):
