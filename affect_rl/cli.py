@@ -17,18 +17,21 @@ Several nodes (Slurm; training nodes + a vLLM rollout node + an optional judge n
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
+import os
 import sys
 
-from affect_rl.errors import RewardError
-
+# Static, so `--help` imports neither TRL nor the data layer (each `--help` must take under 1.5 s,
+# bench/cli_help.py); `--list-keys` imports them to print every key.
 STAGE_HELP = """\
-Keys come from the recipe YAML; --key value overrides it. Accepted keys: the fields of TRL's
-ModelConfig (model_name_or_path, use_peft, lora_r, ...), of TRL's {config_class} (learning_rate,
-max_steps, per_device_train_batch_size, output_dir, report_to, ...) and these affect-rl keys:
+Keys come from the recipe YAML; --key value overrides it, and --key v1 v2 gives a list
+(--report_to wandb tensorboard). Accepted keys: the fields of TRL's ModelConfig
+(model_name_or_path, use_peft, lora_r, ...), of TRL's {config_class} (learning_rate, max_steps,
+per_device_train_batch_size, output_dir, report_to, run_name, push_to_hub, ...), affect-rl's data
+keys (dataset, task, template, ...) and its recipe keys (rewards, merge_adapter, wandb_project,
+wandb_entity, ...).
 
-{own_keys}
+`affect-rl {stage} --list-keys` prints every key with its type, default and help.
 """
 
 
@@ -38,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("sft", "grpo"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge request otherwise
+    configure_logging()
+    from affect_rl.errors import RewardError  # after parsing: `--help` stays free of the rewards package
+
     try:
         args.handler(args, extra)
     except RewardError as error:  # the family root: affect-rl's errors and the rewards package's
@@ -51,17 +55,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def configure_logging() -> None:
+    """INFO on the main process, WARNING on the others, so a job of N processes prints each
+    message once. The global rank comes from the launcher's environment (accelerate launch,
+    torchrun and the DeepSpeed launcher set RANK and LOCAL_RANK), read without importing torch;
+    transformers does the same for its own loggers with ``log_level_replica``."""
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge request otherwise
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command's parser; building it and printing any ``--help`` import nothing heavy."""
     parser = argparse.ArgumentParser(prog="affect-rl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for stage in ("sft", "grpo"):
+    for stage, config_class in (("sft", "SFTConfig"), ("grpo", "GRPOConfig")):
         stage_parser = commands.add_parser(
             stage, help=f"run the {stage.upper()} stage of a recipe",
             description=f"Run the {stage.upper()} stage: affect-rl {stage} --config FILE [--key value ...]",
-            epilog=stage_epilog(stage), formatter_class=argparse.RawDescriptionHelpFormatter)
+            epilog=STAGE_HELP.format(config_class=config_class, stage=stage),
+            formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         stage_parser.add_argument("--config", help="the stage recipe YAML (e.g. recipes/demo/%s.yaml)" % stage)
+        stage_parser.add_argument("--list-keys", action="store_true",
+                                  help="print every accepted key with its type, default and help, then exit")
         stage_parser.set_defaults(handler=run_stage, stage=stage)
 
     pipeline = commands.add_parser("pipeline", help="run a pipeline recipe's stages in order (sft, grpo, eval)")
@@ -99,24 +118,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def stage_epilog(stage: str) -> str:
-    from affect_rl.config import RecipeArguments, training_config_class
-    from affect_rl.data import DataArguments
-
-    own_fields = dataclasses.fields(DataArguments) + dataclasses.fields(RecipeArguments)
-    own_keys = "\n".join(f"  {f.name:<20} {f.metadata.get('help', '')}" for f in own_fields)
-    return STAGE_HELP.format(config_class=training_config_class(stage).__name__, own_keys=own_keys)
-
-
 def run_stage(args, overrides: list[str]) -> None:
     from affect_rl.config import load_stage_config
 
+    if args.list_keys:
+        print(list_keys(args.stage))
+        return
     cfg = load_stage_config(args.stage, args.config, overrides)
     if args.stage == "sft":
         from affect_rl import sft as stage_module
     else:
         from affect_rl import grpo as stage_module
     stage_module.train(cfg)
+
+
+def list_keys(stage: str) -> str:
+    """Every key a stage recipe accepts, grouped by the dataclass that owns it: name, type,
+    default and the field's help."""
+    import dataclasses
+    import textwrap
+
+    from trl import ModelConfig
+
+    from affect_rl.config import RecipeArguments, field_types, training_config_class, type_name
+    from affect_rl.data import DataArguments
+
+    groups = {"Model (TRL ModelConfig)": ModelConfig, "Data (affect-rl)": DataArguments,
+              "Recipe (affect-rl)": RecipeArguments,
+              f"Training (TRL {training_config_class(stage).__name__})": training_config_class(stage)}
+    lines = []
+    for title, cls in groups.items():
+        lines += ["", f"{title}:"]
+        types = field_types(cls)
+        for f in (f for f in dataclasses.fields(cls) if f.init):
+            if f.default is not dataclasses.MISSING:
+                default = f" = {f.default!r}"
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f" = {f.default_factory()!r}"
+            else:
+                default = ""
+            lines.append(f"  {f.name}: {type_name(types[f.name])}{default}")
+            help_text = " ".join(str(f.metadata.get("help", "")).split())
+            lines += textwrap.wrap(help_text, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines[1:])
 
 
 def run_pipeline(args, _extra) -> None:
