@@ -54,6 +54,14 @@ class RecipeArguments:
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}
     )
+    # Tracking (with report_to: wandb; the run's name is TRL's run_name; affect_rl/tracking.py)
+    wandb_project: str | None = field(
+        default=None, metadata={"help": "W&B project of this stage's run (default: $WANDB_PROJECT, else affect-rl)."}
+    )
+    wandb_entity: str | None = field(
+        default=None, metadata={"help": "W&B entity (user or team) of this stage's run (default: $WANDB_ENTITY, "
+                                "else your W&B default)."}
+    )
 
 
 @dataclass

@@ -68,7 +68,7 @@ def build_trainer(cfg: StageConfig):
     splits = load_splits(cfg.data)
     train_dataset = to_grpo_dataset(splits["train"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
 
-    prepare_tracking(cfg.training)
+    prepare_tracking(cfg)
     model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
     score_labelled_positions_only()
     trainer = GRPOTrainer(

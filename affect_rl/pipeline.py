@@ -22,6 +22,7 @@ from typing import Any
 from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
 from affect_rl.scoring import build_reward_functions
+from affect_rl.tracking import end_stage_run
 
 DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "pipeline.yaml"
 STAGE_KINDS = ("sft", "grpo", "eval")
@@ -120,6 +121,8 @@ def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name
     values.update(stage.get("overrides") or {})
     values.update(output_dir=str(run_dir / stage["name"]), resume_from_checkpoint="last",
                   run_name=f"{run_name}-{stage['name']}")
+    if values.get("push_to_hub"):  # a Hub repository named after the run, not <user>/<stage>
+        values.setdefault("hub_model_id", values["run_name"])
     if stage.get("model_from"):
         values["model_name_or_path"] = str(run_dir / stage["model_from"])
     return build_stage_config(stage["stage"], values, str(config_path))
@@ -130,6 +133,7 @@ def run_training_stage(stage: dict, run_dir: Path, recipe_dir: Path, manifest: d
 
     cfg = training_stage_config(stage, run_dir, recipe_dir, manifest["run_name"])
     trainer = (sft if stage["stage"] == "sft" else grpo).train(cfg)
+    end_stage_run()  # one W&B run per stage
     return {"config": resolved_config(cfg), "metrics": final_train_metrics(trainer.state.log_history)}
 
 

@@ -28,7 +28,7 @@ def train(cfg: StageConfig):
     if cfg.training.eval_strategy != "no" and len(splits["test"]):
         eval_dataset = to_sft_dataset(splits["test"], cfg.data.task, cfg.data.template, cfg.data.system_prompt)
 
-    prepare_tracking(cfg.training)
+    prepare_tracking(cfg)
     model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
     tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right")
     score_labelled_positions_only()
