@@ -5,6 +5,7 @@ One CPU or one GPU:
     affect-rl sft  --config recipes/demo/sft.yaml  [--key value ...]
     affect-rl grpo --config recipes/demo/grpo.yaml [--key value ...]
     affect-rl pipeline recipes/demo/pipeline.yaml
+    affect-rl export --model runs/demo/sft --merge [--push USER/NAME]   # a standalone checkpoint
 
 Several GPUs on one node (DDP or DeepSpeed; see launch/ and the README's "Scaling up"):
     launch/local.sh --gpus 8 --vllm-tp 2 grpo --config FILE          # 6 GPUs train, 2 serve vLLM
@@ -107,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     evaluate.set_defaults(handler=run_eval)
 
+    export = commands.add_parser("export", help="merge a LoRA adapter, save a standalone checkpoint and model card, "
+                                                 "optionally push it to the Hub")
+    export.add_argument("--model", required=True, metavar="DIR", help="a stage's output folder (model or LoRA adapter)")
+    export.add_argument("--merge", action="store_true", help="merge the LoRA adapter into its base model")
+    export.add_argument("--output", metavar="DIR", help="where the checkpoint goes (default: DIR-merged with --merge, "
+                                                       "else DIR-export)")
+    export.add_argument("--report", metavar="FILE", help="the eval report.json for the model card (default: the "
+                                                        "report of the pipeline's eval stage that scored DIR)")
+    export.add_argument("--push", metavar="REPO", help="upload the export to this Hugging Face Hub repository")
+    export.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --output")
+    export.set_defaults(handler=run_export)
+
     listing = commands.add_parser("rewards", help="list every reward with its options, defaults and range")
     listing.set_defaults(handler=run_rewards)
 
@@ -179,6 +193,13 @@ def run_eval(args, _extra) -> None:
     from affect_rl.evaluate import evaluate_from_cli
 
     evaluate_from_cli(args)
+
+
+def run_export(args, _extra) -> None:
+    from affect_rl.export import export_model
+
+    export_model(args.model, merge=args.merge, output=args.output, report=args.report, push=args.push,
+                 private=args.private, overwrite=args.overwrite)
 
 
 def run_rewards(_args, _extra) -> None:

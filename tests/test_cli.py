@@ -22,7 +22,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_every_help_imports_no_heavy_module():
-    subcommands = ["", "sft", "grpo", "pipeline", "demo", "eval", "rewards", "score"]
+    subcommands = ["", "sft", "grpo", "pipeline", "demo", "eval", "export", "rewards", "score"]
     code = f"""
 import contextlib, io, sys
 from affect_rl import cli
@@ -48,7 +48,7 @@ def test_stage_help_names_the_key_groups_and_list_keys_prints_every_key(capsys):
 
     assert cli.main(["grpo", "--list-keys"]) == 0
     listing = capsys.readouterr().out
-    for key in ("model_name_or_path: str or None", "lora_r: int = 16", "dataset:",
+    for key in ("model_name_or_path: str or None", "lora_r: int = 16", "dataset:", "wandb_project:",
                 "rewards: a list = []", "num_generations:", "report_to:"):
         assert key in listing, key
 
