@@ -21,6 +21,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 # Static, so `--help` imports neither TRL nor the data layer (each `--help` must take under 1.5 s,
 # bench/cli_help.py); `--list-keys` imports them to print every key.
@@ -138,12 +139,27 @@ def run_stage(args, overrides: list[str]) -> None:
     if args.list_keys:
         print(list_keys(args.stage))
         return
-    cfg = load_stage_config(args.stage, args.config, overrides)
+    cfg = load_stage_config(args.stage, shipped_recipe(args.config), overrides)
     if args.stage == "sft":
         from affect_rl import sft as stage_module
     else:
         from affect_rl import grpo as stage_module
     stage_module.train(cfg)
+
+
+def shipped_recipe(path: str | None) -> str | None:
+    """``path`` when it exists, else the recipe of that name shipped with affect-rl
+    (``recipes/demo/sft.yaml`` or ``demo/sft.yaml``): the README's commands work from a wheel,
+    without a clone."""
+    if path is None or Path(path).exists():
+        return path
+    from affect_rl import recipe_path
+
+    shipped = recipe_path(path.removeprefix("recipes/"))
+    if not shipped.is_file():
+        return path  # the config loader says the file does not exist
+    logging.getLogger(__name__).info("Using the recipe shipped with affect-rl: %s", shipped)
+    return str(shipped)
 
 
 def list_keys(stage: str) -> str:
@@ -180,7 +196,7 @@ def list_keys(stage: str) -> str:
 def run_pipeline(args, _extra) -> None:
     from affect_rl.pipeline import run_pipeline_file
 
-    run_pipeline_file(args.recipe, output_dir=args.output_dir, skip=args.skip)
+    run_pipeline_file(shipped_recipe(args.recipe), output_dir=args.output_dir, skip=args.skip)
 
 
 def run_demo(args, _extra) -> None:
@@ -211,7 +227,7 @@ def run_rewards(_args, _extra) -> None:
 def run_score(args, _extra) -> None:
     from affect_rl.scoring import score_completions
 
-    score_completions(args.recipe, args.completions, args.output)
+    score_completions(shipped_recipe(args.recipe), args.completions, args.output)
 
 
 if __name__ == "__main__":

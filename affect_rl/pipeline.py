@@ -19,12 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from affect_rl import recipe_path
 from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
 from affect_rl.scoring import build_reward_functions
 from affect_rl.tracking import end_stage_run
 
-DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "pipeline.yaml"
+DEMO_RECIPE = recipe_path("demo/pipeline.yaml")
 STAGE_KINDS = ("sft", "grpo", "eval")
 TRACKED_PACKAGES = ("affect-rl", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "wandb")
 EVAL_KEYS = {"models", "dataset", "task", "template", "max_test_samples", "batch_size", "max_new_tokens",
@@ -34,7 +35,8 @@ EVAL_KEYS = {"models", "dataset", "task", "template", "max_test_samples", "batch
 def run_demo(output_dir: str = "runs/demo") -> dict:
     """The README's main command: the demo pipeline on the built-in model and data."""
     if not DEMO_RECIPE.is_file():
-        raise ConfigError(f"The demo recipe {DEMO_RECIPE} is missing: run the demo from a checkout of affect-rl.")
+        raise ConfigError(f"The demo recipe {DEMO_RECIPE} is missing: reinstall affect-rl (pip install --force-reinstall "
+                          "affect-rl) or run the demo from a checkout.")
     return run_pipeline_file(str(DEMO_RECIPE), output_dir=output_dir)
 
 

@@ -82,3 +82,13 @@ logging.getLogger("affect_rl.probe").warning("warning-line")
     assert result.returncode == 0, result.stderr
     assert ("info-line" in result.stderr) is shown
     assert "warning-line" in result.stderr
+
+
+def test_recipe_paths_fall_back_to_the_recipes_shipped_with_affect_rl(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no recipes/ folder here
+    assert cli.shipped_recipe("recipes/demo/sft.yaml") == str(ROOT / "recipes" / "demo" / "sft.yaml")
+    assert cli.shipped_recipe("demo/pipeline.yaml") == str(ROOT / "recipes" / "demo" / "pipeline.yaml")
+    assert cli.shipped_recipe("recipes/demo/missing.yaml") == "recipes/demo/missing.yaml"
+    (tmp_path / "recipes" / "demo").mkdir(parents=True)
+    (tmp_path / "recipes" / "demo" / "sft.yaml").write_text("max_steps: 1\n")
+    assert cli.shipped_recipe("recipes/demo/sft.yaml") == "recipes/demo/sft.yaml"  # the user's own file wins
