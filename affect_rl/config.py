@@ -74,6 +74,14 @@ class RecipeArguments:
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}
     )
+    # Tracking (with report_to: wandb; the run's name is TRL's run_name; affect_rl/tracking.py)
+    wandb_project: str | None = field(
+        default=None, metadata={"help": "W&B project of this stage's run (default: $WANDB_PROJECT, else affect-rl)."}
+    )
+    wandb_entity: str | None = field(
+        default=None, metadata={"help": "W&B entity (user or team) of this stage's run (default: $WANDB_ENTITY, "
+                                "else your W&B default)."}
+    )
 
 
 @dataclass
@@ -214,12 +222,14 @@ def read_yaml_mapping(path: str) -> dict[str, Any]:
 
 
 def parse_overrides(arguments: list[str]) -> dict[str, Any]:
-    """``["--lr", "1e-4", "--flag", "--k=v"]`` -> ``{"lr": "1e-4", "flag": True, "k": "v"}``.
+    """``["--lr", "1e-4", "--flag", "--k=v", "--to", "a", "b"]`` ->
+    ``{"lr": "1e-4", "flag": True, "k": "v", "to": ["a", "b"]}``.
 
-    Values stay strings (typed later against the field); dashes in keys become underscores.
+    Values stay strings (typed later against the field); several values make a list (as
+    ``nargs="+"``); dashes in keys become underscores.
 
-    >>> parse_overrides(["--max_steps", "5", "--use-peft", "--report_to=none"])
-    {'max_steps': '5', 'use_peft': True, 'report_to': 'none'}
+    >>> parse_overrides(["--max_steps", "5", "--use-peft", "--seed=3", "--report_to", "wandb", "tensorboard"])
+    {'max_steps': '5', 'use_peft': True, 'seed': '3', 'report_to': ['wandb', 'tensorboard']}
     """
     parsed: dict[str, Any] = {}
     index = 0
@@ -231,11 +241,12 @@ def parse_overrides(arguments: list[str]) -> dict[str, Any]:
         key = key.replace("-", "_")
         if has_value:
             parsed[key] = value
-        elif index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
-            parsed[key] = arguments[index + 1]
-            index += 1
         else:
-            parsed[key] = True
+            values = []
+            while index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
+                values.append(arguments[index + 1])
+                index += 1
+            parsed[key] = True if not values else values[0] if len(values) == 1 else values
         index += 1
     return parsed
 

@@ -68,7 +68,7 @@ def build_trainer(cfg: StageConfig):
     splits = load_stage_data(cfg)
     train_dataset = to_grpo_dataset(splits["train"], cfg.data)
 
-    prepare_tracking(cfg.training)
+    prepare_tracking(cfg)
     trust = cfg.training.trust_remote_code
     model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter,
                                               trust_remote_code=trust)

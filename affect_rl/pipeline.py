@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from affect_rl import recipe_path
 from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
 from affect_rl.files import atomic_write_text, move_aside
@@ -35,8 +36,9 @@ from affect_rl.run_identity import (check_identity, config_hash, mismatch, misma
                                     resolved_config, write_identity)
 from affect_rl.run_lock import RunLock
 from affect_rl.scoring import build_reward_functions
+from affect_rl.tracking import end_stage_run
 
-DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "pipeline.yaml"
+DEMO_RECIPE = recipe_path("demo/pipeline.yaml")
 STAGE_KINDS = ("sft", "grpo", "eval")
 TRACKED_PACKAGES = ("affect-rl", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "wandb")
 TOP_KEYS = {"name", "output_dir", "stages"}
@@ -63,7 +65,8 @@ class PlannedStage:
 def run_demo(output_dir: str = "runs/demo") -> dict:
     """The README's main command: the demo pipeline on the built-in model and data."""
     if not DEMO_RECIPE.is_file():
-        raise ConfigError(f"The demo recipe {DEMO_RECIPE} is missing: run the demo from a checkout of affect-rl.")
+        raise ConfigError(f"The demo recipe {DEMO_RECIPE} is missing: reinstall affect-rl (pip install --force-reinstall "
+                          "affect-rl) or run the demo from a checkout.")
     return run_pipeline_file(str(DEMO_RECIPE), output_dir=output_dir)
 
 
@@ -195,6 +198,8 @@ def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name
     values.update(stage.get("overrides") or {})
     values.update(output_dir=str(run_dir / stage["name"]), resume_from_checkpoint="last",
                   run_name=f"{run_name}-{stage['name']}")
+    if values.get("push_to_hub"):  # a Hub repository named after the run, not <user>/<stage>
+        values.setdefault("hub_model_id", values["run_name"])
     if stage.get("model_from"):
         values["model_name_or_path"] = str(run_dir / stage["model_from"])
     return build_stage_config(stage["stage"], values, str(config_path))
@@ -297,6 +302,7 @@ def run_training_stage(plan: PlannedStage) -> dict:
     from affect_rl.data.heldout import recorded_rows
 
     trainer = (sft if plan.spec["stage"] == "sft" else grpo).train(plan.stage_config)
+    end_stage_run()  # one W&B run per stage
     identity = read_identity(plan.output_dir) or {}
     return {"metrics": final_train_metrics(trainer.state.log_history),
             "resumed_from": identity.get("resumed_from", []),

@@ -34,7 +34,7 @@ def train(cfg: StageConfig):
     if cfg.training.eval_strategy != "no" and len(splits["test"]):
         eval_dataset = to_sft_dataset(splits["test"], cfg.data)
 
-    prepare_tracking(cfg.training)
+    prepare_tracking(cfg)
     trust = cfg.training.trust_remote_code
     model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter, trust_remote_code=trust)
     tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right", trust_remote_code=trust)

@@ -86,6 +86,19 @@ except Exception as error:  # one line; the caller says how to get around it
 PY
 }
 
+# merged_for_vllm MODEL: vLLM cannot load a LoRA adapter folder (one with adapter_config.json, e.g.
+# an SFT stage run with use_peft), so its server gets the merged weights. Sets VLLM_MODEL (MODEL, or
+# MODEL-merged for an adapter) and EXPORT_CMD (the `affect-rl export --merge` that writes
+# MODEL-merged, run before the server starts; empty for a full model).
+merged_for_vllm() {
+    local model=$1
+    VLLM_MODEL=$model EXPORT_CMD=()
+    if [[ -f $model/adapter_config.json ]]; then
+        VLLM_MODEL=${model%/}-merged
+        EXPORT_CMD=(python -m affect_rl.cli export --model "$model" --merge --output "$VLLM_MODEL" --overwrite)
+    fi
+}
+
 # vllm_rollout_server MODEL PORT TP DP MEM HOST: the `trl vllm-serve` command (TRL 1.16 flags),
 # listening on HOST only. trl vllm-serve adds the flags TRL's trainers need (weight-transfer
 # engine, processed logprobs, VLLM_SERVER_DEV_MODE=1) for the installed vLLM version, so it is

@@ -25,7 +25,8 @@
 #   --vllm-host H        address the vLLM server binds (default 127.0.0.1: this machine only; it takes
 #                        no API key, so another address prints a warning)
 #   --vllm-mem F         GPU memory fraction for vLLM (server: its GPUs; colocate: shared, TRL default 0.3)
-#   --vllm-model M       checkpoint the server loads (default: the recipe's model_name_or_path)
+#   --vllm-model M       checkpoint the server loads (default: the recipe's model_name_or_path; a LoRA
+#                        adapter folder is merged first into M-merged by `affect-rl export --merge`)
 #   --server-timeout S   seconds to wait for the vLLM server to answer (default 900)
 #   --log-dir DIR        where vllm.log and train.log go (default logs/local-DATE-TIME)
 #   --dry-run            print the exact commands and exit
@@ -35,6 +36,7 @@ LAUNCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$LAUNCH_DIR/lib.sh"
 
 gpus="" accelerate=zero2 vllm_mode="" tp=1 dp=1 port=8000 vllm_host=127.0.0.1 mem="" vllm_model="" timeout=900
+EXPORT_CMD=()
 log_dir="logs/local-$(date +%Y%m%d-%H%M%S)" dry_run=0
 while (($#)); do
     case $1 in
@@ -104,7 +106,8 @@ train_cmd=(env "CUDA_VISIBLE_DEVICES=$train_ids" accelerate launch --config_file
 if [[ $vllm_mode == server ]]; then
     server_ids=$(seq -s, "$train_gpus" $((gpus - 1)))
     [[ -n $vllm_model ]] || vllm_model=$(rollout_model "${stage_args[@]}")
-    vllm_rollout_server "$vllm_model" "$port" "$tp" "$dp" "$mem" "$vllm_host"
+    merged_for_vllm "$vllm_model"
+    vllm_rollout_server "$VLLM_MODEL" "$port" "$tp" "$dp" "$mem" "$vllm_host"
     warn_exposed "vLLM server" "$vllm_host" "$port" 0 "trl vllm-serve takes no API key"
     server_cmd=(env "CUDA_VISIBLE_DEVICES=$server_ids" "${SERVER_CMD[@]}")
 fi
@@ -115,6 +118,7 @@ summary="$gpus GPUs: training on $train_ids ($train_gpus processes, $config_file
 echo "# affect-rl local launch: $summary"
 
 if ((dry_run)); then
+    ((${#EXPORT_CMD[@]} == 0)) || show export "${EXPORT_CMD[@]}"
     [[ $vllm_mode != server ]] || { show vllm "${server_cmd[@]}"; echo "[wait] http://$connect_host:$port/health"; }
     show train "${train_cmd[@]}"
     exit 0
@@ -126,6 +130,7 @@ if [[ $vllm_mode != server ]]; then
     "${train_cmd[@]}" 2>&1 | tee "$log_dir/train.log"
     exit "${PIPESTATUS[0]}"
 fi
+((${#EXPORT_CMD[@]} == 0)) || "${EXPORT_CMD[@]}" 2>&1 | tee "$log_dir/export.log"
 # Without VLLM_API_KEY: the `vllm serve` inside trl vllm-serve would refuse TRL's client without a key.
 (unset VLLM_API_KEY; exec "${server_cmd[@]}") >"$log_dir/vllm.log" 2>&1 &
 server_pid=$!
