@@ -57,3 +57,7 @@ def write_selection(path: Path, train_rows: list[dict], heldout_rows: list[dict]
     """A dataset of canonical rows: ``train_rows`` as the train split, ``heldout_rows`` as test."""
     records = [row | {"split": "train"} for row in train_rows] + [row | {"split": "test"} for row in heldout_rows]
     return write_jsonl(records, path)
+
+
+# The datasets each data stage writes (``<stage folder>/<name>.jsonl``), for ``dataset_from``.
+DATASET_OUTPUTS = {"select": ("keep", "drop", "hard", "easy"), "synthesize": ("synthesized",)}

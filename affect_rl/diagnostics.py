@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 
-from rewards.templates import Template, get_template
+from rewards.templates import Template
 from rewards.text import completion_text
 
 GOLD_COLUMNS = ("emotions", "emotion", "aus", "reference")
@@ -24,6 +24,7 @@ GOLD_COLUMNS = ("emotions", "emotion", "aus", "reference")
 def answer_items(text: str, template: Template) -> int:
     """How many comma-separated items the answer span lists (0 without an answer).
 
+    >>> from rewards.templates import get_template
     >>> answer_items("<answer>joy, awe,  pride</answer>", get_template("r1"))
     3
     """

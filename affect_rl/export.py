@@ -24,7 +24,7 @@ import yaml
 
 from affect_rl.errors import ConfigError, EnvironmentProblem
 from affect_rl.models import is_adapter_folder
-from affect_rl.pipeline import TRACKED_PACKAGES, package_version
+from affect_rl.manifest import TRACKED_PACKAGES, package_version
 
 EXPORT_RECORD = "export.json"  # provenance of an export; also marks a folder --overwrite may replace
 

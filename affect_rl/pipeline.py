@@ -17,21 +17,19 @@ run with the changed keys. ``--restart STAGE`` moves that stage's folder aside
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
-import re
-import subprocess
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from affect_rl import recipe_path
 from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
-from affect_rl.files import atomic_write_text, move_aside
+from affect_rl.files import move_aside
+from affect_rl.manifest import load_manifest, write_manifest
+from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, split_dataset_from, stages_to_restart,
+                                       validate_pipeline)
 from affect_rl.run_identity import (check_identity, config_hash, mismatch, mismatch_message, read_identity,
                                     resolved_config, write_identity)
 from affect_rl.run_lock import RunLock
@@ -39,16 +37,6 @@ from affect_rl.scoring import build_reward_functions
 from affect_rl.tracking import end_stage_run
 
 DEMO_RECIPE = recipe_path("demo/pipeline.yaml")
-STAGE_KINDS = ("sft", "grpo", "eval")
-TRACKED_PACKAGES = ("affect-rl", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "wandb")
-TOP_KEYS = {"name", "output_dir", "stages"}
-TRAINING_KEYS = {"name", "stage", "config", "overrides", "model_from"}
-# An eval stage takes the EvalArguments keys (its output_dir is the stage's folder).
-EVAL_KEYS = {"name", "stage", "models", "dataset", "dataset_mixture", "dataset_config", "format", "format_options",
-             "encoding", "task", "template", "system_prompt", "label_set", "column_mapping", "ignore_media",
-             "test_split", "split", "max_test_samples", "batch_size", "max_new_tokens", "n_bootstrap", "seed", "judge",
-             "breakdown_column"}
-STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder name: no "/", "..", spaces or dots
 
 
 @dataclass
@@ -59,7 +47,7 @@ class PlannedStage:
     output_dir: Path
     config: dict
     hash: str
-    stage_config: Any = None  # the StageConfig of sft/grpo stages
+    stage_config: Any = None  # the StageConfig of sft/grpo/select/synthesize stages
 
 
 def run_demo(output_dir: str = "runs/demo") -> dict:
@@ -103,129 +91,45 @@ def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: lis
     return manifest
 
 
-def validate_pipeline(recipe: dict, source: str, skip: list[str], restart: list[str]) -> list[dict]:
-    """Check the stage list and the command-line stage names before anything runs."""
-    unknown_top = set(recipe) - TOP_KEYS
-    if unknown_top:
-        raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown_top)}{did_you_mean(unknown_top, TOP_KEYS)}; "
-                          f"accepted: {', '.join(sorted(TOP_KEYS))}.")
-    stages = recipe.get("stages")
-    if not isinstance(stages, list) or not stages:
-        raise ConfigError(f"{source}: `stages:` must be a non-empty list of stages ({', '.join(STAGE_KINDS)}).")
-    names: list[str] = []
-    for position, stage in enumerate(stages, start=1):
-        where = f"{source}: stages[{position}]"
-        if not isinstance(stage, dict) or stage.get("stage") not in STAGE_KINDS or "name" not in stage:
-            raise ConfigError(f"{where} needs `name:` and `stage:` (one of {', '.join(STAGE_KINDS)}), got {stage!r}.")
-        name = stage["name"]
-        if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
-            raise ConfigError(f"{where}: stage name {name!r} becomes a folder name: use letters, digits, '_' and '-' "
-                              "(no '/', '.' or spaces).")
-        if name in names:
-            raise ConfigError(f"{where}: two stages are named {name!r}; each stage needs its own name (and folder).")
-        check_stage_keys(stage, where)
-        names.append(name)
-    kinds = {stage["name"]: stage["stage"] for stage in stages}
-    for position, stage in enumerate(stages, start=1):
-        earlier = [n for n in names[:position - 1] if kinds[n] != "eval"]
-        for reference in stage_references(stage, names):
-            if reference not in earlier:
-                raise ConfigError(f"{source}: stages[{position}]: {reference!r} must name an earlier sft or grpo "
-                                  f"stage: {earlier}.")
-    for flag, flagged in (("--skip", skip), ("--restart", restart)):
-        unknown = sorted(set(flagged) - set(kinds))
-        if unknown:
-            raise ConfigError(f"{flag} {unknown}: no such stage; stages are {list(kinds)}.")
-    both = sorted(set(skip) & set(restart))
-    if both:
-        raise ConfigError(f"--skip and --restart both name {both}: choose one.")
-    return stages
-
-
-def check_stage_keys(stage: dict, where: str) -> None:
-    """Unknown keys (e.g. a mistyped ``overides:``) and the required keys of each stage kind."""
-    allowed = EVAL_KEYS if stage["stage"] == "eval" else TRAINING_KEYS
-    unknown = set(stage) - allowed
-    if unknown:
-        raise ConfigError(f"{where} ({stage['stage']}): unknown keys {sorted(unknown)}{did_you_mean(unknown, allowed)}; "
-                          f"accepted: {', '.join(sorted(allowed))}.")
-    if stage["stage"] == "eval":
-        models = stage.get("models")
-        if not isinstance(models, dict) or not models or not all(isinstance(v, str) for v in models.values()):
-            raise ConfigError(f"{where} (eval) needs `models:`, a mapping of label: stage name, path or model id.")
-    elif not isinstance(stage.get("config"), str):
-        raise ConfigError(f"{where} ({stage['stage']}) needs `config:`, the stage recipe file.")
-    elif not isinstance(stage.get("overrides", {}), dict):
-        raise ConfigError(f"{where}: `overrides:` must be a mapping of recipe keys to values, "
-                          f"got {stage['overrides']!r}.")
-
-
-def did_you_mean(unknown: set[str], allowed: set[str]) -> str:
-    """`` (did you mean 'overrides'?)`` for the first unknown key close to an allowed one, else ''."""
-    for key in sorted(map(str, unknown)):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-        if close:
-            return f" (did you mean {close[0]!r}?)"
-    return ""
-
-
-def stage_references(stage: dict, names: list[str]) -> list[str]:
-    """The stages ``stage`` uses: its ``model_from``, or the eval models named by a stage name
-    (other eval models are paths, hub ids or aliases)."""
-    if stage["stage"] == "eval":
-        return [ref for ref in stage["models"].values() if ref in names]
-    return [stage["model_from"]] if stage.get("model_from") is not None else []
-
-
 def plan_stage(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str) -> PlannedStage:
-    """A stage's resolved config and folder; sft/grpo recipes and rewards are fully checked here."""
+    """A stage's resolved config and folder; stage recipes and rewards are fully checked here."""
     output_dir = run_dir / stage["name"]
     if stage["stage"] == "eval":
         config = {"stage": "eval", **{k: v for k, v in stage.items() if k not in ("name", "stage")}}
         return PlannedStage(stage, output_dir, config, config_hash(config, output_dir))
     cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)
-    if cfg.stage == "grpo":
+    if cfg.stage != "sft":
         build_reward_functions(cfg.recipe.rewards, cfg.source)
     config = resolved_config(cfg)
     return PlannedStage(stage, output_dir, config, config_hash(config, output_dir), cfg)
 
 
 def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str):
-    """The StageConfig of an sft/grpo stage: its recipe file, the pipeline's overrides, and the
-    run's folders (its own output, and the model of the stage it starts from)."""
+    """The StageConfig of an sft/grpo/select/synthesize stage: its recipe file, the pipeline's
+    overrides, and the run's folders (its own output, the model of the stage it starts from, the
+    dataset a data stage wrote)."""
     config_path = recipe_dir / stage["config"]
     values = read_yaml_mapping(str(config_path))
     values.update(stage.get("overrides") or {})
-    values.update(output_dir=str(run_dir / stage["name"]), resume_from_checkpoint="last",
-                  run_name=f"{run_name}-{stage['name']}")
-    if values.get("push_to_hub"):  # a Hub repository named after the run, not <user>/<stage>
-        values.setdefault("hub_model_id", values["run_name"])
+    values["output_dir"] = str(run_dir / stage["name"])
+    if stage["stage"] not in DATA_KINDS:
+        values.update(resume_from_checkpoint="last", run_name=f"{run_name}-{stage['name']}")
+        if values.get("push_to_hub"):  # a Hub repository named after the run, not <user>/<stage>
+            values.setdefault("hub_model_id", values["run_name"])
     if stage.get("model_from"):
         values["model_name_or_path"] = str(run_dir / stage["model_from"])
+    if stage.get("dataset_from"):
+        values.update(dataset_from_values(stage["dataset_from"], run_dir))
     return build_stage_config(stage["stage"], values, str(config_path))
 
 
-def stages_to_restart(stages: list[dict], skip: list[str], restart: list[str], force: bool) -> list[str]:
-    """``restart`` (every stage with ``force``) and, transitively, the stages that use them."""
-    names = [stage["name"] for stage in stages]
-    chosen = set(names) if force else set(restart)
-    for stage in stages:  # stages only use earlier ones, so one pass in order is enough
-        if set(stage_references(stage, names)) & chosen:
-            chosen.add(stage["name"])
-    return [stage["name"] for stage in stages if stage["name"] in chosen and stage["name"] not in skip]
-
-
-def check_skipped_dependencies(stages: list[dict], skip: list[str], manifest: dict) -> None:
-    """A stage that runs may only use a skipped stage that has finished."""
-    names = [stage["name"] for stage in stages]
-    for stage in stages:
-        if stage["name"] in skip:
-            continue
-        for reference in stage_references(stage, names):
-            status = manifest["stages"].get(reference, {}).get("status", "never run")
-            if reference in skip and status != "done":
-                raise ConfigError(f"Stage {stage['name']!r} uses stage {reference!r}, which is skipped (--skip "
-                                  f"{reference}) but not done ({status}): run it (drop --skip {reference}).")
+def dataset_from_values(reference: str, run_dir: Path) -> dict:
+    """The data keys that point a stage at a dataset an earlier data stage wrote: its file, with
+    canonical rows split train/test (so no format adapter, mapping or mixture applies)."""
+    stage, dataset = split_dataset_from(reference)
+    return {"dataset": str(run_dir / stage / f"{dataset}.jsonl"), "format": None, "format_options": None,
+            "column_mapping": None, "dataset_mixture": None, "dataset_config": None,
+            "train_split": "train", "test_split": "test"}  # fmt: skip
 
 
 def check_stage_identity(plan: PlannedStage, record: dict | None) -> None:
@@ -282,6 +186,9 @@ def run_stage(plan: PlannedStage, record: dict, run_dir: Path, manifest: dict) -
         if stage["stage"] == "eval":
             write_identity(plan.output_dir, plan.config)
             record["metrics"] = run_eval_stage(stage, plan.output_dir, manifest)
+        elif stage["stage"] in DATA_KINDS:
+            write_identity(plan.output_dir, plan.config)
+            record.update(run_data_stage(plan))
         else:
             record.update(run_training_stage(plan))
     except KeyboardInterrupt:
@@ -309,6 +216,15 @@ def run_training_stage(plan: PlannedStage) -> dict:
             "rows": recorded_rows(plan.output_dir), "model_from": plan.spec.get("model_from")}
 
 
+def run_data_stage(plan: PlannedStage) -> dict:
+    """Run a select or synthesize stage; the manifest records the datasets it wrote and its summary."""
+    from affect_rl.cli import run_loaded_stage
+
+    summary = run_loaded_stage(plan.stage_config)
+    counts = {key: value for key, value in summary.items() if key not in ("datasets", "plot")}
+    return {"datasets": summary["datasets"], "summary": counts, "model_from": plan.spec.get("model_from")}
+
+
 def trained_ancestry(names, manifest: dict) -> list[str]:
     """The training stages behind ``names``: each stage and the stages its model came from."""
     found, pending = [], [name for name in names if name in manifest["stages"]]
@@ -333,8 +249,10 @@ def run_eval_stage(stage: dict, output_dir: Path, manifest: dict) -> dict:
     models = {label: str(output_dir.parent / ref) if ref in manifest["stages"] else ref
               for label, ref in stage["models"].items()}
     trained = trained_ancestry(stage["models"].values(), manifest)
-    values = {key: value for key, value in stage.items() if key not in ("name", "stage", "models")}
+    values = {key: value for key, value in stage.items() if key not in ("name", "stage", "models", "dataset_from")}
     values.update(models=models, output_dir=str(output_dir))
+    if stage.get("dataset_from"):
+        values.update(dataset_from_values(stage["dataset_from"], output_dir.parent))
     if "dataset" not in values and "dataset_mixture" not in values:
         if not trained:
             raise ConfigError(f"eval stage {stage['name']!r} names no training stage and no dataset; set dataset:")
@@ -368,44 +286,3 @@ def final_train_metrics(log_history: list[dict]) -> dict:
     return metrics
 
 
-def load_manifest(run_dir: Path, recipe_path: str, run_name: str) -> dict:
-    """The run's manifest: the existing one when resuming, else a new one (nothing is written)."""
-    path = run_dir / "manifest.json"
-    if path.is_file():
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise ConfigError(f"{path} is not valid JSON: move it aside (the stage folders keep their configs) "
-                              "and run again.") from None
-        if isinstance(manifest, dict) and isinstance(manifest.get("stages"), dict):
-            return manifest
-        raise ConfigError(f"{path} is not an affect-rl manifest: use another --output_dir.")
-    return {
-        "run_name": run_name,
-        "recipe": str(Path(recipe_path).resolve()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_commit": git_commit(),
-        "packages": {name: package_version(name) for name in TRACKED_PACKAGES},
-        "stages": {},
-    }
-
-
-def write_manifest(run_dir: Path, manifest: dict) -> None:
-    """Write manifest.json atomically (temporary file, fsync, rename)."""
-    atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, default=str))
-
-
-def git_commit() -> str | None:
-    """The commit of the affect-rl checkout, when it is one."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

@@ -32,7 +32,6 @@ from affect_rl.data_stage import StageRows, completion_scores, load_stage_rows, 
 from affect_rl.errors import ConfigError
 from affect_rl.generation import Sampling, generate_completions
 
-OUTPUTS = ("keep", "drop", "hard", "easy")
 
 
 @dataclass

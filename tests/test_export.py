@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from affect_rl import cli, export
-from affect_rl.errors import ConfigError, EnvironmentProblem
+from affect_rl.errors import EnvironmentProblem
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [

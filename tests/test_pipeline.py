@@ -80,7 +80,7 @@ def test_pipeline_runs_every_stage_writes_manifest_and_report_then_skips_on_reru
 
 
 @pytest.mark.parametrize("stages, message", [
-    ([{"name": "a", "stage": "dpo", "config": "x.yaml"}], "one of sft, grpo, eval"),
+    ([{"name": "a", "stage": "dpo", "config": "x.yaml"}], "one of sft, grpo, select, synthesize, eval"),
     ([{"name": "a", "stage": "sft"}], "needs `config:`"),
     ([{"name": "g", "stage": "grpo", "config": "x.yaml", "model_from": "sft"}], "must name an earlier sft or grpo"),
     ([{"name": "e", "stage": "eval", "models": {"a": "b"}, "max_new_token": 3}],

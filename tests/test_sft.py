@@ -1,6 +1,5 @@
 """The SFT stage on a tiny random Llama with SmolLM2's tokenizer."""
 
-import pytest
 import torch
 
 from affect_rl import sft

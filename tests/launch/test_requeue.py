@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from test_dry_run import ROOT, SFT_RECIPE, accelerate_args, dry_run, stage_config
