@@ -79,7 +79,7 @@ def test_bad_rubric_files_name_file_and_problem(tmp_path, body, message):
 def test_unknown_rubric_and_bad_options_fail_before_any_request():
     with pytest.raises(ConfigError, match="Shipped rubrics: context, emotion_reasoning, empathy, logic"):
         rewards.build("rubric", rubric="empathi")
-    with pytest.raises(ConfigError, match="skip, zero, raise"):
+    with pytest.raises(ConfigError, match="'skip', 'zero', 'raise'"):
         rewards.build("rubric", on_error="ignore")
     with pytest.raises(ConfigError, match="max_concurrency"):
         rewards.build("rubric", max_concurrency=0)
@@ -313,7 +313,7 @@ def is_async_callable(fn) -> bool:
 def test_async_for_trl_and_sync_variant(fake_judge):
     judge = fake_judge(lambda body: (200, ALL_FOURS))
     async_reward, sync_reward = build_fn(judge), build_fn(judge, asynchronous=False)
-    assert inspect.iscoroutinefunction(async_reward) and is_async_callable(async_reward)
+    assert is_async_callable(async_reward)
     assert not is_async_callable(sync_reward)
     assert asyncio.run(async_reward(["p"], [completion("a")])) == [0.75]
     assert sync_reward(["p"], [completion("b")]) == [0.75]
