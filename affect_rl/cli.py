@@ -20,8 +20,8 @@ import argparse
 import dataclasses
 import logging
 import sys
-
-from affect_rl.errors import RewardError
+from importlib.machinery import PathFinder
+from pathlib import Path
 
 STAGE_HELP = """\
 Keys come from the recipe YAML; --key value overrides it. Accepted keys: the fields of TRL's
@@ -32,8 +32,26 @@ max_steps, per_device_train_batch_size, output_dir, report_to, ...) and these af
 """
 
 
+def shadowing_rewards() -> str | None:
+    """Where a ``rewards`` module other than affect-rl's would be imported from (a user's
+    ``rewards.py`` or ``rewards/`` in the working folder), or None when there is none."""
+    found = PathFinder.find_spec("rewards", sys.path)
+    if found is None:
+        return None
+    ours = Path(__file__).resolve().parent.parent / "rewards"
+    locations = [Path(location).resolve() for location in found.submodule_search_locations or []]
+    return None if ours in locations else found.origin or str(locations[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one message and exit 2."""
+    shadow = shadowing_rewards()
+    if shadow:
+        print(f"error: {shadow} shadows affect-rl's `rewards` package; rename it (e.g. my_rewards.py) and name "
+              "your reward in the recipe as my_rewards.py:function.", file=sys.stderr)  # fmt: skip
+        return 2
+    from affect_rl.errors import RewardError
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("sft", "grpo"):
@@ -89,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=run_eval)
 
     listing = commands.add_parser("rewards", help="list every reward with its options, defaults and range")
+    listing.add_argument("--custom", action="append", default=[], metavar="NAME",
+                         help="also describe your own reward: module:function or path/to/file.py:function")
     listing.set_defaults(handler=run_rewards)
 
     score = commands.add_parser("score", help="score a JSONL of completions with a recipe's rewards")
@@ -137,10 +157,10 @@ def run_eval(args, _extra) -> None:
     evaluate_from_cli(args)
 
 
-def run_rewards(_args, _extra) -> None:
+def run_rewards(args, _extra) -> None:
     from affect_rl.scoring import describe_rewards
 
-    print(describe_rewards())
+    print(describe_rewards(args.custom))
 
 
 def run_score(args, _extra) -> None:
