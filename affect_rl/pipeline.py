@@ -21,7 +21,6 @@ from typing import Any
 
 from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
-from affect_rl.scoring import build_reward_functions
 
 DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "pipeline.yaml"
 STAGE_KINDS = ("sft", "grpo", "eval")
@@ -44,12 +43,11 @@ def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: lis
     run_dir = Path(output_dir or recipe.get("output_dir") or f"runs/{Path(recipe_path).parent.name}")
     run_name = recipe.get("name", run_dir.name)
     recipe_dir = Path(recipe_path).parent
-    # Every stage recipe and reward is checked before the first stage spends any time.
+    # Every stage recipe and reward is checked before the first stage spends any time
+    # (building a GRPO stage's config builds each of its rewards against the stage).
     for stage in stages:
         if stage["stage"] != "eval" and stage["name"] not in (skip or []):
-            cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)
-            if cfg.stage == "grpo":
-                build_reward_functions(cfg.recipe.rewards, cfg.source)
+            training_stage_config(stage, run_dir, recipe_dir, run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(run_dir, recipe_path, run_name)
     os.environ.setdefault("WANDB_RUN_GROUP", manifest["run_name"])
