@@ -86,7 +86,8 @@ def build_reward_functions(entries: list[RewardEntry]) -> tuple[list[Callable], 
     and their weights. A reward named twice is logged as ``NAME``, ``NAME_2``, ...
 
     >>> from rewards.entries import parse_entries
-    >>> fns, weights = build_reward_functions(parse_entries([{"name": "format", "weight": 0.5}, {"name": "format"}], "r"))
+    >>> entries = parse_entries([{"name": "format", "weight": 0.5}, {"name": "format"}], "r.yaml")
+    >>> fns, weights = build_reward_functions(entries)
     >>> [fn.__name__ for fn in fns], weights
     (['format', 'format_2'], [0.5, 1.0])
     """

@@ -130,7 +130,8 @@ class Accuracy(Reward):
         try:
             texts = option_texts(options)
         except TypeError as problem:
-            raise bad_gold(self.name, self.options_column, row, options, f"a list of option texts ({problem})") from None
+            expected = f"a list of option texts ({problem})"
+            raise bad_gold(self.name, self.options_column, row, options, expected) from None
         if self.choice_parse == "humanomni":
             return self._humanomni_score(answer or "", gold, row)
         correct = gold_options(gold, texts)

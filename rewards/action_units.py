@@ -97,7 +97,9 @@ def _au_number(item) -> int:
     elif isinstance(item, str) and _GOLD_ITEM.fullmatch(item.strip()):
         number = int(_GOLD_ITEM.fullmatch(item.strip()).group(1))
     if number is None or number < 0:
-        raise DataError(f"{item!r:.40} is not an Action Unit; write numbers or codes such as 6, '12', 'AU12', 'AU1+AU2'")
+        raise DataError(
+            f"{item!r:.40} is not an Action Unit; write numbers or codes such as 6, '12', 'AU12', 'AU1+AU2'"
+        )
     if number == 0:
         raise DataError("AU 0 is not a FACS Action Unit (codes start at AU 1; 0 means a neutral face)")
     if number > MAX_AU:

@@ -125,7 +125,9 @@ def _exec_file(reference: str, path: Path):
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[name]
-        raise ConfigError(f"Custom reward {reference!r}: running {path} failed: {type(error).__name__}: {error}") from error
+        raise ConfigError(
+            f"Custom reward {reference!r}: running {path} failed: {type(error).__name__}: {error}"
+        ) from error
     return module
 
 
@@ -140,7 +142,9 @@ def _import_module(reference: str, location: str):
             ) from None
         raise ConfigError(f"Custom reward {reference!r}: importing {location} failed: {error}") from error
     except Exception as error:
-        raise ConfigError(f"Custom reward {reference!r}: importing {location} failed: {type(error).__name__}: {error}") from error
+        raise ConfigError(
+            f"Custom reward {reference!r}: importing {location} failed: {type(error).__name__}: {error}"
+        ) from error
 
 
 def _wrapper_class(reference: str, absolute: str, target: Callable) -> type[Reward]:
@@ -203,5 +207,7 @@ def _declared_range(reference: str, target: Callable) -> tuple[float, float]:
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) for v in declared)
         or not declared[0] < declared[1]
     ):
-        raise ConfigError(f"Custom reward {reference!r}: value_range must be (low, high) with low < high; got {declared!r}.")
+        raise ConfigError(
+            f"Custom reward {reference!r}: value_range must be (low, high) with low < high; got {declared!r}."
+        )
     return float(declared[0]), float(declared[1])

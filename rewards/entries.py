@@ -57,7 +57,8 @@ def parse_entries(specs, source: str, stage: StageContext = StageContext()) -> l
     for position, spec in enumerate(specs, start=1):
         where = f"{source}: rewards[{position}]"
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise ConfigError(f"{where} must be a mapping with a `name`, e.g. {{name: format, weight: 1.0}}; got {spec!r}.")
+            example = "{name: format, weight: 1.0}"
+            raise ConfigError(f"{where} must be a mapping with a `name`, e.g. {example}; got {spec!r}.")
         options = {key: value for key, value in spec.items() if key not in RESERVED_KEYS}
         try:
             cls = reward_class(spec["name"])
@@ -83,7 +84,9 @@ def _applies_to(spec: dict) -> dict[str, tuple] | None:
         return None
     example = "e.g. applies_to: {problem_type: [multiple choice]}"
     if not isinstance(routing, dict) or not routing:
-        raise ConfigError(f"applies_to must map a dataset column to the values it applies to, {example}; got {routing!r}.")
+        raise ConfigError(
+            f"applies_to must map a dataset column to the values it applies to, {example}; got {routing!r}."
+        )
     parsed = {}
     for column, values in routing.items():
         values = values if isinstance(values, (list, tuple)) else [values]
