@@ -122,7 +122,8 @@ class Calibration(Reward):
         spec = get_template(template)
         if spec.confidence is None:
             with_confidence = ", ".join(name for name, other in TEMPLATES.items() if other.confidence)
-            raise self.option_error("template", f"a template with a confidence span ({with_confidence})", template)
+            expected = f"a template with a confidence span ({with_confidence}); it follows the stage's template"
+            raise self.option_error("template", expected, template)
         if variant == "emocaliber" and template != "emocaliber":
             raise self.option_error("variant", "affect_rl unless the template is emocaliber", variant)
         self.template, self.answer_span, self.label_column, self.match = template, answer_span, label_column, match
