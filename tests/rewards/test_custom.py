@@ -165,7 +165,9 @@ def test_custom_rewards_are_listed_with_their_options_and_range(custom_file):
     table = describe_rewards(["my_rewards.py:brevity"])
     assert "my_rewards.py:brevity range [0, 1]   source: my_rewards.py:brevity" in table
     assert "1 for answers of at most max_words words" in table
-    assert "max_words: 3" in table and "an integer in [1, 100]" in table and "one of 'soft', 'hard'" in table
+    block = table[table.index("my_rewards.py:brevity range") :].splitlines()
+    options = {line.split()[0]: line.split(maxsplit=2)[1:] for line in block if line.startswith("      ")}
+    assert options == {"max_words:": ["3", "an integer in [1, 100]"], "mode:": ["soft", "one of 'soft', 'hard'"]}
 
 
 def test_a_file_reward_unpickles_in_a_fresh_process(custom_file, tmp_path):
