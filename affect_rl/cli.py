@@ -25,6 +25,7 @@ import argparse
 import logging
 import os
 import sys
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 # Static, so `--help` imports neither TRL nor the data layer (each `--help` must take under 1.5 s,
@@ -52,8 +53,26 @@ STAGES = {
 }
 
 
+def shadowing_rewards() -> str | None:
+    """Where a ``rewards`` module other than affect-rl's would be imported from (a user's
+    ``rewards.py`` or ``rewards/`` in the working folder), or None when there is none."""
+    found = PathFinder.find_spec("rewards", sys.path)
+    if found is None:
+        return None
+    ours = Path(__file__).resolve().parent.parent / "rewards"
+    locations = [Path(location).resolve() for location in found.submodule_search_locations or []]
+    return None if ours in locations else found.origin or str(locations[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one message and exit 2."""
+    shadow = shadowing_rewards()
+    if shadow:
+        print(f"error: {shadow} shadows affect-rl's `rewards` package; rename it (e.g. my_rewards.py) and name "
+              "your reward in the recipe as my_rewards.py:function.", file=sys.stderr)  # fmt: skip
+        return 2
+    from affect_rl.errors import RewardError
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in (*STAGES, "eval", "data"):
@@ -151,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=run_export)
 
     listing = commands.add_parser("rewards", help="list every reward with its options, defaults and range")
+    listing.add_argument("--custom", action="append", default=[], metavar="NAME",
+                         help="also describe your own reward: module:function or path/to/file.py:function")
     listing.set_defaults(handler=run_rewards)
 
     score = commands.add_parser("score", help="score a JSONL of completions with a recipe's rewards")
@@ -267,10 +288,10 @@ def run_export(args, _extra) -> None:
                  private=args.private, overwrite=args.overwrite)
 
 
-def run_rewards(_args, _extra) -> None:
+def run_rewards(args, _extra) -> None:
     from affect_rl.scoring import describe_rewards
 
-    print(describe_rewards())
+    print(describe_rewards(args.custom))
 
 
 def run_score(args, _extra) -> None:

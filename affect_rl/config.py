@@ -27,6 +27,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from affect_rl.data import DataArguments
+from affect_rl.data.tasks import get_task
 from affect_rl.errors import ConfigError, EnvironmentProblem
 from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
 from affect_rl.models import DEFAULT_MODEL
@@ -58,8 +59,9 @@ class RecipeArguments:
     rewards: list[dict] = field(
         default_factory=list,
         metadata={
-            "help": "GRPO rewards, each {name: NAME, weight: W, OPTION: VALUE...}; `affect-rl rewards` lists "
-            "names and options. Weights become GRPOConfig.reward_weights."
+            "help": "GRPO rewards, each {name: NAME, weight: W, OPTION: VALUE...}, optionally applies_to: "
+            "{COLUMN: [values]} to score only those rows; NAME may be module:function or path/file.py:function. "
+            "`affect-rl rewards` lists names and options. Weights become GRPOConfig.reward_weights."
         },
     )
     # Starting from an SFT checkpoint trained with LoRA
@@ -149,13 +151,14 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str) -> Stage
         # which would hide the divergence that affect_rl.health stops training on.
         routed["training"].setdefault("logging_nan_inf_filter", False)
     check_quantization(routed["model"], source)
-    if stage == "grpo":
-        routed["training"].setdefault("reward_weights", validate_rewards(routed["recipe"].get("rewards", []), source))
-    elif stage in DATA_STAGES:
-        validate_rewards(routed["recipe"].get("rewards", []), source)
 
     built = {group: construct(groups[group], kwargs, source) for group, kwargs in routed.items()}
-    return StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
+    cfg = StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
+    if stage in ("grpo", *DATA_STAGES):
+        entries = validate_rewards(cfg)
+        if stage == "grpo" and "reward_weights" not in routed["training"]:
+            cfg.training.reward_weights = [entry.weight for entry in entries]
+    return cfg
 
 
 def build_arguments(cls, values: dict[str, Any], source: str, command: str):
@@ -445,28 +448,33 @@ def apply_hardware_defaults(training: dict[str, Any]) -> None:
     training.setdefault("bf16", cpu_supports_bf16())
 
 
-def validate_rewards(reward_specs: list[dict], source: str) -> list[float]:
-    """Check reward names and options before any model loads; return their weights."""
-    import rewards
-    import rewards.errors
+def reward_stage(cfg: StageConfig):
+    """What the stage decides for its rewards: template, completion budget, the task's gold columns."""
+    from rewards.base import StageContext
 
-    if not reward_specs:
-        raise ConfigError(f"{source}: a GRPO stage needs `rewards:`, e.g. [{{name: format, weight: 1.0}}]. "
-                          f"Available rewards: {', '.join(rewards.available())}.")
-    weights = []
-    for position, reward_spec in enumerate(reward_specs, start=1):
-        if not isinstance(reward_spec, dict) or "name" not in reward_spec:
-            raise ConfigError(f"{source}: rewards[{position}] must be a mapping with a `name`, got {reward_spec!r}.")
-        options = {k: v for k, v in reward_spec.items() if k not in ("name", "weight")}
-        try:
-            rewards.check_options(reward_spec["name"], options)
-            weights.append(float(reward_spec.get("weight", 1.0)))
-        except rewards.errors.ConfigError as error:
-            raise ConfigError(f"{source}: rewards[{position}]: {error}") from None
-        except (TypeError, ValueError):
-            raise ConfigError(f"{source}: rewards[{position}].weight must be a number, "
-                              f"got {reward_spec.get('weight')!r}.") from None
-    return weights
+    return StageContext(
+        template=cfg.data.template,
+        max_completion_length=getattr(cfg.training, "max_completion_length", None),
+        columns=get_task(cfg.data.task).reward_columns,
+    )
+
+
+def task_gold_columns(task: str) -> tuple[str, ...]:
+    """The dataset columns holding a task's gold values (logged beside each completion)."""
+    return get_task(task).gold_columns
+
+
+def validate_rewards(cfg: StageConfig) -> list:
+    """The stage's ``rewards:`` list as typed entries (``rewards.entries.RewardEntry``), checked
+    against the stage before any model loads: names, weights, routing, every option, and options
+    that contradict the stage. Errors are ConfigErrors naming the recipe and ``rewards[i]``."""
+    import rewards.errors
+    from rewards.entries import parse_entries
+
+    try:
+        return parse_entries(cfg.recipe.rewards, cfg.source, reward_stage(cfg))
+    except rewards.errors.ConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def construct(cls, kwargs: dict[str, Any], source: str):

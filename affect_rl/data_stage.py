@@ -42,15 +42,36 @@ def load_stage_rows(cfg) -> StageRows:
     return StageRows(train, prompts, list(splits["test"]))
 
 
-def completion_scores(cfg, prompts, completions, rows) -> tuple[dict[str, list], list[float]]:
-    """Each reward's score of each completion (None where it does not apply) and the weighted totals."""
-    from affect_rl.scoring import build_reward_functions, score_rows, weighted_totals
+@dataclass
+class StageRewards:
+    """The recipe's rewards as built for the stage (``affect_rl.config.validate_rewards``)."""
 
-    functions, weights = build_reward_functions(cfg.recipe.rewards, cfg.source)
+    entries: list
+    functions: list
+    weights: list[float]
+
+    @classmethod
+    def of(cls, cfg) -> "StageRewards":
+        from affect_rl.config import validate_rewards
+        from affect_rl.scoring import build_reward_functions
+
+        entries = validate_rewards(cfg)
+        return cls(entries, *build_reward_functions(entries))
+
+    @property
+    def names(self) -> list[str]:
+        """The names the scores are keyed by (a reward named twice: ``NAME_2``)."""
+        return [function.__name__ for function in self.functions]
+
+
+def completion_scores(rewards: StageRewards, prompts, completions, rows, label: str) -> tuple[dict[str, list], list]:
+    """Each reward's score of each completion (None where it does not apply) and the weighted totals."""
+    from affect_rl.scoring import score_rows, weighted_totals
+
     scored = [row | {"prompt": prompt, "completion": completion}
               for row, prompt, completion in zip(rows, prompts, completions)]  # fmt: skip
-    scores, _ = score_rows(functions, scored, list(range(1, len(scored) + 1)), f"{cfg.stage} samples")
-    return scores, weighted_totals(scores, weights)
+    scores, _ = score_rows(rewards.functions, scored, list(range(1, len(scored) + 1)), label)
+    return scores, weighted_totals(scores, rewards.weights)
 
 
 def write_selection(path: Path, train_rows: list[dict], heldout_rows: list[dict]) -> Path:

@@ -33,7 +33,6 @@ from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, s
 from affect_rl.run_identity import (check_identity, config_hash, mismatch, mismatch_message, read_identity,
                                     resolved_config, write_identity)
 from affect_rl.run_lock import RunLock
-from affect_rl.scoring import build_reward_functions
 from affect_rl.tracking import end_stage_run
 
 DEMO_RECIPE = recipe_path("demo/pipeline.yaml")
@@ -97,9 +96,7 @@ def plan_stage(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str) -> P
     if stage["stage"] == "eval":
         config = {"stage": "eval", **{k: v for k, v in stage.items() if k not in ("name", "stage")}}
         return PlannedStage(stage, output_dir, config, config_hash(config, output_dir))
-    cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)
-    if cfg.stage != "sft":
-        build_reward_functions(cfg.recipe.rewards, cfg.source)
+    cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)  # builds its rewards against the stage
     config = resolved_config(cfg)
     return PlannedStage(stage, output_dir, config, config_hash(config, output_dir), cfg)
 

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from affect_rl.data_stage import StageRows, completion_scores, load_stage_rows, write_selection
+from affect_rl.data_stage import StageRewards, StageRows, completion_scores, load_stage_rows, write_selection
 from affect_rl.errors import ConfigError
 from affect_rl.generation import Sampling, generate_completions
 
@@ -105,13 +105,14 @@ def partition(rates: list[float], args: SelectArguments) -> dict[str, list[int]]
 def run(cfg) -> dict:
     """Run the select stage of ``cfg`` (a StageConfig whose ``training`` is SelectArguments)."""
     args: SelectArguments = cfg.training
+    rewards = StageRewards.of(cfg)
     rows: StageRows = load_stage_rows(cfg)
     sampling = Sampling(n=args.num_samples, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     completions = generate_completions(cfg.model.model_name_or_path, rows.prompts, batch_size=args.batch_size,
                                        max_new_tokens=args.max_new_tokens, sampling=sampling)  # fmt: skip
     repeated = [row for row in rows.train for _ in range(args.num_samples)]
     prompts = [prompt for prompt in rows.prompts for _ in range(args.num_samples)]
-    scores, totals = completion_scores(cfg, prompts, list(completions), repeated)
+    scores, totals = completion_scores(rewards, prompts, list(completions), repeated, "select samples")
     decisive = totals if args.pass_reward is None else _named(scores, args.pass_reward, cfg.source)
     rates = pass_rates(decisive, args.num_samples, args.pass_threshold)
     selected = partition(rates, args)

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from affect_rl.data_stage import completion_scores, load_stage_rows, write_selection
+from affect_rl.data_stage import StageRewards, completion_scores, load_stage_rows, write_selection
 from affect_rl.errors import ConfigError
 from affect_rl.generation import Sampling, generate_completions
 
@@ -51,16 +51,17 @@ class SynthesizeArguments:
             raise ConfigError("retries and temperature must not be negative")
 
 
-def acceptance_bars(cfg, names: list[str]) -> dict[str, float]:
+def acceptance_bars(cfg, rewards: StageRewards) -> dict[str, float]:
     """Reward name -> the minimum score accepted: ``accept`` where given, else the reward's maximum."""
-    import rewards
+    from rewards.registry import reward_class
 
     bars = dict(cfg.training.accept or {})
-    unknown = sorted(set(bars) - set(names))
+    unknown = sorted(set(bars) - set(rewards.names))
     if unknown:
-        raise ConfigError(f"{cfg.source}: accept names {unknown}, which are not among the rewards: {', '.join(names)}")
-    kinds = {name: entry["name"] for name, entry in zip(names, cfg.recipe.rewards)}
-    return {name: bars.get(name, rewards.spec(kinds[name]).value_range[1]) for name in names}
+        raise ConfigError(f"{cfg.source}: accept names {unknown}, which are not among the rewards: "
+                          f"{', '.join(rewards.names)}")  # fmt: skip
+    highest = {name: reward_class(entry.name).value_range[1] for name, entry in zip(rewards.names, rewards.entries)}
+    return {name: bars.get(name, highest[name]) for name in rewards.names}
 
 
 def verdicts(scores: dict[str, list], bars: dict[str, float]) -> list[list[str]]:
@@ -91,12 +92,11 @@ def hinted_prompt(prompt: list[dict], row: dict, task: str, previous: str | None
 def run(cfg) -> dict:
     """Run the synthesize stage of ``cfg`` (a StageConfig whose ``training`` is SynthesizeArguments)."""
     from affect_rl.data.heldout import row_fingerprint
-    from affect_rl.scoring import build_reward_functions
 
     args: SynthesizeArguments = cfg.training
+    rewards = StageRewards.of(cfg)
+    bars = acceptance_bars(cfg, rewards)
     rows = load_stage_rows(cfg)
-    names = [fn.__name__ for fn in build_reward_functions(cfg.recipe.rewards, cfg.source)[0]]
-    bars = acceptance_bars(cfg, names)
     accepted: dict[int, str] = {}
     rounds = []
     pending = list(range(len(rows.train)))
@@ -111,8 +111,8 @@ def run(cfg) -> dict:
             sampling = Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed + 1000 * round_number + attempt)
             completions = generate_completions(cfg.model.model_name_or_path, prompts, batch_size=args.batch_size,
                                                max_new_tokens=args.max_new_tokens, sampling=sampling)  # fmt: skip
-            scores, _ = completion_scores(cfg, [rows.prompts[i] for i in current], list(completions),
-                                          [rows.train[i] for i in current])  # fmt: skip
+            scores, _ = completion_scores(rewards, [rows.prompts[i] for i in current], list(completions),
+                                          [rows.train[i] for i in current], "synthesis attempts")  # fmt: skip
             attempts += len(current)
             for index, completion, reasons in zip(current, completions, verdicts(scores, bars)):
                 if reasons:

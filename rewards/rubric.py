@@ -21,18 +21,21 @@ requests stop training with a JudgeError naming the server and the rate. Equal q
 batch are asked once, and verdicts are cached by the whole request and the model the server
 reports (``cache: PATH`` keeps them across runs and ranks).
 
-The reward is a coroutine function (TRL's GRPOTrainer awaits it on its event-loop thread, beside
-other async rewards); ``fn.judge.call_sync(prompts, completions, **columns)`` runs it from
-synchronous code, and ``asynchronous=False`` builds a plain function instead. Each call logs
+The reward is an object with an async ``__call__`` (TRL's GRPOTrainer awaits it on its event-loop
+thread, beside other async rewards); ``reward.judge.call_sync(prompts, completions, **columns)``
+runs it from synchronous code, and ``asynchronous: false`` builds a plain synchronous one. It pickles
+its options only: the engine, its HTTP client and its cache are rebuilt on first use. Each call logs
 ``judge/<rubric>/...`` metrics through TRL's ``log_metric`` (latency, cache hit rate, parse,
 request and truncation rates, retries, server_up, per-dimension means) and keeps running totals
-on ``fn.judge.stats``; ``fn.judge.last_batch`` holds the judge's raw answers of the latest call.
+on ``reward.judge.stats``; ``reward.judge.last_batch`` holds the judge's raw answers of the latest call.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Literal
 
+from rewards.base import Above, Annotated, AtLeast, Between, Reward
 from rewards.errors import ConfigError
 from rewards.judge_cache import JudgeCache
 from rewards.judge_client import JudgeClient
@@ -43,41 +46,11 @@ from rewards.rubric_spec import available_rubrics, load_rubric
 ON_ERROR = ("skip", "zero", "raise")
 
 
-def _check(condition: bool, option: str, value, accepted: str) -> None:
-    if not condition:
-        raise ConfigError(f"Reward 'rubric': option {option}={value!r} is invalid; {accepted}.")
-
-
-@register(
-    "rubric",
-    summary="LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: "
-    + ", ".join(available_rubrics()),
-    value_range=(0.0, 1.0),
-)
-def rubric_reward(
-    *,
-    rubric: str = "empathy",
-    base_url: str = "http://127.0.0.1:8000/v1",
-    base_url_env: str = "AFFECT_RL_JUDGE_URL",
-    model: str = "",
-    api_key_env: str = "AFFECT_RL_JUDGE_API_KEY",
-    max_concurrency: int = 8,
-    timeout: float = 60.0,
-    max_retries: int = 3,
-    backoff: float = 1.0,
-    on_error: str = "skip",
-    cache: bool | str = True,
-    temperature: float = 0.0,
-    max_tokens: int = 256,
-    span: str | None = None,
-    template: str | None = None,
-    max_failure_rate: float = 0.5,
-    failure_window: int = 64,
-    asynchronous: bool = True,
-):
+@register
+class RubricReward(Reward):
     """Rubric-as-judge reward (Kardia-R1, HumanOmniV2), in [0, 1] or None.
 
-    Args:
+    Options:
         rubric: a shipped rubric (``context``, ``emotion_reasoning``, ``empathy``, ``logic``) or a rubric .yaml path.
         base_url: the judge's OpenAI-compatible API root, e.g. ``http://judge-node:8000/v1``.
         base_url_env: an environment variable that, when set, overrides ``base_url`` (Slurm sets it).
@@ -86,61 +59,104 @@ def rubric_reward(
         max_concurrency: requests in flight at once.
         timeout: seconds per request; max_retries / backoff: retries with exponential backoff from ``backoff`` s.
         on_error: ``skip`` (None), ``zero`` (0.0) or ``raise`` (JudgeError) when the judge fails or answers no verdict.
-        cache: True (in memory), False, or a path of a SQLite file shared across runs and ranks.
+        cache: true (in memory), false, or a path of a SQLite file shared across runs and ranks.
         temperature, max_tokens: the judge's sampling (0 makes repeats and the cache consistent).
         span: which span of the completion is judged (rubrics that judge one); default the rubric's,
             ``all`` for the whole completion.
-        template: the output template whose spans are read (the stage's); default the rubric's own.
+        template: the output template whose spans are read (filled from the stage); default the rubric's own.
         max_failure_rate, failure_window: stop training with a JudgeError when more than this share
             of the last ``failure_window`` judge requests failed, whatever ``on_error`` says (1: never).
-        asynchronous: False makes ``__call__`` synchronous (for callers that do not await).
+        asynchronous: false makes ``__call__`` synchronous (for callers that do not await).
 
-    Returns:
-        ``async fn(prompts, completions, **columns) -> list[float | None]`` (a plain function
-        with ``asynchronous=False``); ``fn.judge`` is its RubricJudge (stats, last batch, call_sync).
+    ``await reward(prompts, completions, **columns) -> list[float | None]`` (TRL awaits it);
+    ``reward.judge`` is the RubricJudge engine behind it (stats, last batch, ``call_sync``).
     """
-    spec = load_rubric(rubric)
-    _check(on_error in ON_ERROR, "on_error", on_error, f"accepted values: {', '.join(ON_ERROR)}")
-    _check(isinstance(max_concurrency, int) and max_concurrency >= 1, "max_concurrency", max_concurrency,
-           "use an integer >= 1")  # fmt: skip
-    _check(isinstance(max_retries, int) and max_retries >= 0, "max_retries", max_retries, "use an integer >= 0")
-    _check(timeout > 0, "timeout", timeout, "use a number of seconds > 0")
-    _check(backoff >= 0, "backoff", backoff, "use a number of seconds >= 0")
-    _check(isinstance(max_tokens, int) and max_tokens >= 1, "max_tokens", max_tokens, "use an integer >= 1")
-    _check(isinstance(cache, (bool, str)), "cache", cache, "use true, false or a file path")
-    _check(temperature >= 0, "temperature", temperature, "use a number >= 0")
-    _check(0 <= max_failure_rate <= 1, "max_failure_rate", max_failure_rate, "use a number in [0, 1]")
-    _check(isinstance(failure_window, int) and failure_window >= 1, "failure_window", failure_window,
-           "use an integer >= 1")  # fmt: skip
-    overriding_url = os.environ.get(base_url_env) if base_url_env else None
-    url = overriding_url or base_url
-    if not url.startswith(("http://", "https://")):
-        where = f"the environment variable {base_url_env}" if overriding_url else "option base_url"
-        raise ConfigError(f"Reward 'rubric': {where} is {url!r}; give the judge's API root with its scheme, "
-                          "e.g. http://127.0.0.1:8000/v1")  # fmt: skip
-    client = JudgeClient(
-        base_url=url,
-        model=model,
-        api_key=os.environ.get(api_key_env) if api_key_env else None,
-        timeout=float(timeout),
-        max_retries=max_retries,
-        backoff=float(backoff),
-        max_concurrency=max_concurrency,
-        temperature=float(temperature),
-        max_tokens=max_tokens,
+
+    name = "rubric"
+    summary = "LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: " + ", ".join(
+        available_rubrics()
     )
-    judge_cache = JudgeCache(cache if isinstance(cache, str) else None) if cache else None
-    judge = RubricJudge(spec, client, cache=judge_cache, on_error=on_error, template=template, span=span,
-                        max_failure_rate=float(max_failure_rate), failure_window=failure_window)  # fmt: skip
-    if asynchronous:
+    value_range = (0.0, 1.0)
+    source = "Kardia-R1 (rubric-as-judge), HumanOmniV2 (context and logic judges)"
 
-        async def rubric_fn(prompts, completions, **columns) -> list[float | None]:
-            return await judge.score(prompts, completions, **columns)
+    def __new__(cls, **options):
+        if cls is RubricReward and options.get("asynchronous") is False:
+            cls = SyncRubricReward
+        return super().__new__(cls)
 
-    else:
+    def __init__(
+        self,
+        *,
+        rubric: str = "empathy",
+        base_url: str = "http://127.0.0.1:8000/v1",
+        base_url_env: str = "AFFECT_RL_JUDGE_URL",
+        model: str = "",
+        api_key_env: str = "AFFECT_RL_JUDGE_API_KEY",
+        max_concurrency: Annotated[int, AtLeast(1)] = 8,
+        timeout: Annotated[float, Above(0)] = 60.0,
+        max_retries: Annotated[int, AtLeast(0)] = 3,
+        backoff: Annotated[float, AtLeast(0)] = 1.0,
+        on_error: Literal[ON_ERROR] = "skip",
+        cache: bool | str = True,
+        temperature: Annotated[float, AtLeast(0)] = 0.0,
+        max_tokens: Annotated[int, AtLeast(1)] = 256,
+        span: str | None = None,
+        template: str | None = None,
+        max_failure_rate: Annotated[float, Between(0, 1)] = 0.5,
+        failure_window: Annotated[int, AtLeast(1)] = 64,
+        asynchronous: bool = True,
+    ):
+        self.rubric, self.base_url, self.base_url_env, self.model = rubric, base_url, base_url_env, model
+        self.api_key_env, self.max_concurrency, self.timeout = api_key_env, max_concurrency, timeout
+        self.max_retries, self.backoff, self.on_error, self.cache = max_retries, backoff, on_error, cache
+        self.temperature, self.max_tokens, self.span, self.template = temperature, max_tokens, span, template
+        self.max_failure_rate, self.failure_window, self.asynchronous = max_failure_rate, failure_window, asynchronous
+        self._judge = self._build_judge()
 
-        def rubric_fn(prompts, completions, **columns) -> list[float | None]:
-            return judge.call_sync(prompts, completions, **columns)
+    def _build_judge(self) -> RubricJudge:
+        spec = load_rubric(self.rubric)
+        overriding_url = os.environ.get(self.base_url_env) if self.base_url_env else None
+        url = overriding_url or self.base_url
+        if not url.startswith(("http://", "https://")):
+            where = f"the environment variable {self.base_url_env}" if overriding_url else "option base_url"
+            raise ConfigError(f"Reward 'rubric': {where} is {url!r}; give the judge's API root with its scheme, "
+                              "e.g. http://127.0.0.1:8000/v1")  # fmt: skip
+        client = JudgeClient(
+            base_url=url,
+            model=self.model,
+            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            max_concurrency=self.max_concurrency,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+        judge_cache = JudgeCache(self.cache if isinstance(self.cache, str) else None) if self.cache else None
+        return RubricJudge(spec, client, cache=judge_cache, on_error=self.on_error, template=self.template,
+                           span=self.span, max_failure_rate=self.max_failure_rate,
+                           failure_window=self.failure_window)  # fmt: skip
 
-    rubric_fn.judge = judge
-    return rubric_fn
+    @property
+    def judge(self) -> RubricJudge:
+        """The judge engine (rebuilt on first use after unpickling)."""
+        if self._judge is None:
+            self._judge = self._build_judge()
+        return self._judge
+
+    def __getstate__(self) -> dict:
+        return {**self.options(), "__name__": self.__name__}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._judge = None
+
+    async def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        return await self.judge.score(prompts, completions, **columns)
+
+
+class SyncRubricReward(RubricReward):
+    """The rubric reward with ``asynchronous: false``: a plain call that runs the judge to completion."""
+
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        return self.judge.call_sync(prompts, completions, **columns)

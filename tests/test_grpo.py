@@ -8,21 +8,30 @@ import torch
 from affect_rl import grpo
 from affect_rl.config import build_stage_config
 from affect_rl.errors import EnvironmentProblem
+from rewards.base import Reward
 
 REWARDS = [{"name": "emotion_wheel", "weight": 1.0}, {"name": "format", "weight": 0.2},
-           {"name": "length", "weight": 0.1, "max_length": 16, "buffer": 4}, {"name": "vowels", "weight": 1.0}]
+           {"name": "length", "weight": 0.1, "buffer": 4}, {"name": "vowels", "weight": 1.0}]  # max_length: the stage's 12
+
+
+class Vowels(Reward):
+    """Vowels per completion / 10: varies across random text (the real rewards score a random
+    model's output 0 everywhere, which leaves GRPO no advantage to follow)."""
+
+    name, summary, value_range, source = "vowels", "test", (0.0, 1000.0), "tests"
+
+    def __init__(self):
+        pass
+
+    def __call__(self, prompts, completions, **kwargs):
+        return [sum(ch in "aeiou" for ch in str(c)) / 10 for c in completions]
 
 
 @pytest.fixture(autouse=True)
 def vowel_reward(monkeypatch):
-    """A reward that varies across random text (the real ones score a random model's output 0
-    everywhere, which leaves GRPO no advantage to follow)."""
     from rewards import registry
 
-    def factory():
-        return lambda prompts, completions, **kwargs: [sum(ch in "aeiou" for ch in str(c)) / 10 for c in completions]
-
-    monkeypatch.setitem(registry._REGISTRY, "vowels", registry.RewardSpec("vowels", factory, "test", (0.0, 10.0)))
+    monkeypatch.setitem(registry._REGISTRY, "vowels", Vowels)
 
 
 def tiny_grpo_values(model_dir, data_file, output_dir, **extra):

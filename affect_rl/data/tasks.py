@@ -117,7 +117,7 @@ TASKS: dict[str, Task] = {
                 Field("multi_answer", normalise.flag, False, "true or false"),
             ),
             reward_columns={"options_column": "options", "answer_column": "answer"},
-            gold_columns=("answer",),
+            gold_columns=("options", "answer"),
             summary="multiple choice with one or several correct options (EmoBench, PCEB, HumanOmniV2)",
         ),
         Task(

@@ -85,7 +85,7 @@ def test_bad_rubric_files_name_file_and_problem(tmp_path, body, message):
 def test_unknown_rubric_and_bad_options_fail_before_any_request():
     with pytest.raises(ConfigError, match="Shipped rubrics: context, emotion_reasoning, empathy, logic"):
         rewards.build("rubric", rubric="empathi")
-    with pytest.raises(ConfigError, match="skip, zero, raise"):
+    with pytest.raises(ConfigError, match="'skip', 'zero', 'raise'"):
         rewards.build("rubric", on_error="ignore")
     with pytest.raises(ConfigError, match="max_concurrency"):
         rewards.build("rubric", max_concurrency=0)
