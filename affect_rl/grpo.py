@@ -82,6 +82,7 @@ def build_trainer(cfg: StageConfig):
 
 def train(cfg: StageConfig):
     """Run the GRPO stage described by ``cfg``; returns the trainer after saving the model."""
+    check_vllm_available(cfg.training)  # before the output folder is claimed
     begin_stage(cfg)
     trainer, splits = build_trainer(cfg)
     run_training(trainer, cfg)

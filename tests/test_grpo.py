@@ -84,11 +84,13 @@ def test_interrupted_grpo_resumes_at_the_same_global_step(tiny_model_dir, emotio
     assert steps == [1, 2, 3] and trainer.state.global_step == 3
 
 
-def test_vllm_without_gpu_fails_before_loading_with_the_way_out(monkeypatch):
+def test_vllm_without_gpu_fails_before_loading_with_the_way_out(monkeypatch, tmp_path):
     monkeypatch.setattr(grpo, "cuda_available", lambda: False)
-    cfg = build_stage_config("grpo", {"rewards": REWARDS, "use_vllm": True, "vllm_mode": "colocate"}, "test")
+    values = {"rewards": REWARDS, "use_vllm": True, "vllm_mode": "colocate", "output_dir": str(tmp_path / "grpo")}
+    cfg = build_stage_config("grpo", values, "test")
     with pytest.raises(EnvironmentProblem, match="no CUDA GPU.*use_vllm: false"):
         grpo.train(cfg)
+    assert not (tmp_path / "grpo").exists()  # nothing was written
 
 
 def test_vllm_recipe_fields_reach_grpo_config():
