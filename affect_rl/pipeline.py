@@ -28,8 +28,8 @@ from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
 from affect_rl.files import move_aside
 from affect_rl.manifest import load_manifest, write_manifest
-from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, split_dataset_from, stages_to_restart,
-                                       validate_pipeline)
+from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, load_pipeline_recipe,
+                                       split_dataset_from, stages_to_restart, validate_pipeline)
 from affect_rl.run_identity import (check_identity, config_hash, mismatch, mismatch_message, read_identity,
                                     resolved_config, write_identity)
 from affect_rl.run_lock import RunLock
@@ -61,15 +61,14 @@ def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: lis
                       restart: list[str] | None = None, force: bool = False) -> dict:
     """Run every stage of ``recipe_path`` not in ``skip``, restarting ``restart`` (every stage
     with ``force``) after moving their old folders aside; returns the manifest."""
-    recipe = read_yaml_mapping(recipe_path)
+    recipe = load_pipeline_recipe(recipe_path)
     skip, restart = list(skip or []), list(restart or [])
     stages = validate_pipeline(recipe, recipe_path, skip, restart)
     run_dir = Path(output_dir or recipe.get("output_dir") or f"runs/{Path(recipe_path).parent.name}")
     run_name = recipe.get("name", run_dir.name)
     # Everything is checked before the first stage spends any time: stage recipes, rewards,
     # skipped stages that others need, and the config each existing stage folder was made with.
-    plans = {stage["name"]: plan_stage(stage, run_dir, Path(recipe_path).parent, run_name)
-             for stage in stages if stage["name"] not in skip}
+    plans = {stage["name"]: plan_stage(stage, run_dir, run_name) for stage in stages if stage["name"] not in skip}
     manifest = load_manifest(run_dir, recipe_path, run_name)
     restarting = stages_to_restart(stages, skip, restart, force)
     check_skipped_dependencies(stages, skip, manifest)
@@ -90,22 +89,22 @@ def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: lis
     return manifest
 
 
-def plan_stage(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str) -> PlannedStage:
+def plan_stage(stage: dict, run_dir: Path, run_name: str) -> PlannedStage:
     """A stage's resolved config and folder; stage recipes and rewards are fully checked here."""
     output_dir = run_dir / stage["name"]
     if stage["stage"] == "eval":
         config = {"stage": "eval", **{k: v for k, v in stage.items() if k not in ("name", "stage")}}
         return PlannedStage(stage, output_dir, config, config_hash(config, output_dir))
-    cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)  # builds its rewards against the stage
+    cfg = training_stage_config(stage, run_dir, run_name)  # builds its rewards against the stage
     config = resolved_config(cfg)
     return PlannedStage(stage, output_dir, config, config_hash(config, output_dir), cfg)
 
 
-def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str):
+def training_stage_config(stage: dict, run_dir: Path, run_name: str):
     """The StageConfig of an sft/grpo/select/synthesize stage: its recipe file, the pipeline's
     overrides, and the run's folders (its own output, the model of the stage it starts from, the
     dataset a data stage wrote)."""
-    config_path = recipe_dir / stage["config"]
+    config_path = Path(stage["config"])  # load_pipeline_recipe made it relative to the working folder
     values = read_yaml_mapping(str(config_path))
     values.update(stage.get("overrides") or {})
     values["output_dir"] = str(run_dir / stage["name"])

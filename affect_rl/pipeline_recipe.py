@@ -1,7 +1,12 @@
 """What a pipeline recipe may hold, checked before anything runs.
 
-A pipeline YAML has ``name``, ``output_dir`` and ``stages``. Each stage has a ``name`` (its folder)
-and a ``stage`` kind:
+A pipeline YAML has ``name``, ``output_dir`` and ``stages``. It may also ``extends: OTHER.yaml``
+(take that file's stages; this file's ``stages``, if any, replace them) and set ``overrides``: stage
+name (or ``all`` for every sft, grpo, select and synthesize stage) -> recipe keys laid over that
+stage's (an eval stage takes eval keys). A CPU variant of a GPU pipeline is thus a few lines:
+``extends: pipeline.yaml`` plus ``overrides: {all: {model_name_or_path: ..., max_steps: 2}}``.
+
+Each stage has a ``name`` (its folder) and a ``stage`` kind:
 
 - ``sft`` / ``grpo`` / ``select`` / ``synthesize``: ``config`` (the stage recipe, relative to the
   pipeline file), optional ``overrides``, ``model_from`` (an earlier sft or grpo stage whose model
@@ -15,13 +20,17 @@ from __future__ import annotations
 import difflib
 import re
 
+from pathlib import Path
+
+from affect_rl.config import read_yaml_mapping
 from affect_rl.data_stage import DATASET_OUTPUTS
 from affect_rl.errors import ConfigError
 
 TRAINING_KINDS = ("sft", "grpo")
 DATA_KINDS = ("select", "synthesize")  # they write datasets that later stages take with dataset_from
 STAGE_KINDS = (*TRAINING_KINDS, *DATA_KINDS, "eval")
-TOP_KEYS = {"name", "output_dir", "stages"}
+TOP_KEYS = {"name", "output_dir", "stages", "extends", "overrides"}
+ALL_STAGES = "all"
 TRAINING_KEYS = {"name", "stage", "config", "overrides", "model_from", "dataset_from"}
 # An eval stage takes the EvalArguments keys (its output_dir is the stage's folder).
 EVAL_KEYS = {"name", "stage", "models", "dataset", "dataset_mixture", "dataset_config", "format", "format_options",
@@ -29,6 +38,53 @@ EVAL_KEYS = {"name", "stage", "models", "dataset", "dataset_mixture", "dataset_c
              "test_split", "split", "max_test_samples", "batch_size", "max_new_tokens", "n_bootstrap", "seed", "judge",
              "breakdown_column", "dataset_from"}
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder name: no "/", "..", spaces or dots
+
+
+def load_pipeline_recipe(path: str, seen: tuple[str, ...] = ()) -> dict:
+    """The pipeline at ``path`` with ``extends`` followed and ``overrides`` applied; every stage's
+    ``config`` becomes a path relative to the working folder (it was relative to its own file)."""
+    recipe = read_yaml_mapping(path)
+    folder = Path(path).parent
+    resolved = Path(path).resolve()
+    if str(resolved) in seen:
+        raise ConfigError(f"{path}: `extends` loops back to a file it came from ({' -> '.join(seen)}).")
+    base = {}
+    if recipe.get("extends") is not None:
+        base = load_pipeline_recipe(str(folder / str(recipe["extends"])), (*seen, str(resolved)))
+    else:
+        for stage in recipe.get("stages") or []:
+            if isinstance(stage, dict) and isinstance(stage.get("config"), str):
+                stage["config"] = str(folder / stage["config"])
+    merged = {key: value for key, value in base.items() if key not in ("extends", "overrides")}
+    merged.update({key: value for key, value in recipe.items() if key != "overrides"})
+    if recipe.get("stages") is None and "stages" in base:
+        merged["stages"] = [dict(stage) for stage in base["stages"]]
+    if recipe.get("overrides") is not None:
+        merged["stages"] = apply_overrides(merged.get("stages"), recipe["overrides"], path)
+    return merged
+
+
+def apply_overrides(stages, overrides, source: str) -> list:
+    """``stages`` with each stage's overrides (and ``all``'s, for the non-eval stages) laid on top."""
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ConfigError(f"{source}: `overrides:` maps a stage name (or `all`) to a mapping of keys.")
+    if not isinstance(stages, list):
+        raise ConfigError(f"{source}: `overrides:` needs stages to apply to (`stages:` or `extends:`).")
+    names = [stage.get("name") for stage in stages if isinstance(stage, dict)]
+    unknown = sorted(set(overrides) - set(names) - {ALL_STAGES})
+    if unknown:
+        raise ConfigError(f"{source}: overrides names {unknown}, which are not stages: {names} (or `all`).")
+    result = []
+    for stage in stages:
+        stage = dict(stage)
+        if stage.get("stage") == "eval":
+            stage.update(overrides.get(stage["name"], {}))
+        else:
+            extra = {**overrides.get(ALL_STAGES, {}), **overrides.get(stage.get("name"), {})}
+            if extra:
+                stage["overrides"] = {**(stage.get("overrides") or {}), **extra}
+        result.append(stage)
+    return result
 
 
 def validate_pipeline(recipe: dict, source: str, skip: list[str], restart: list[str]) -> list[dict]:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from affect_rl.config import read_yaml_mapping
-from affect_rl.pipeline import load_manifest, plan_stage, validate_pipeline, write_manifest
+from affect_rl.pipeline import load_manifest, load_pipeline_recipe, plan_stage, validate_pipeline, write_manifest
 from affect_rl.run_identity import write_identity
 
 ROWS = [
@@ -53,13 +52,13 @@ def write_pipeline(folder: Path, model: str = "not-loaded-in-these-tests", sft: 
 
 def finish_on_disk(recipe: Path, run_dir: Path, names: list[str] | None = None) -> dict:
     """Mark ``names`` (default: every stage) finished the way ``run_pipeline_file`` leaves them."""
-    pipeline = read_yaml_mapping(str(recipe))
+    pipeline = load_pipeline_recipe(str(recipe))
     stages = validate_pipeline(pipeline, str(recipe), [], [])
     manifest = load_manifest(run_dir, str(recipe), pipeline["name"])
     for stage in stages:
         if names is not None and stage["name"] not in names:
             continue
-        plan = plan_stage(stage, run_dir, recipe.parent, pipeline["name"])
+        plan = plan_stage(stage, run_dir, pipeline["name"])
         write_identity(plan.output_dir, plan.config)
         (plan.output_dir / "model.safetensors").write_bytes(b"finished weights of " + stage["name"].encode())
         manifest["stages"][stage["name"]] = {"kind": stage["stage"], "status": "done", "output_dir": str(plan.output_dir),

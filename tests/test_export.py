@@ -192,11 +192,11 @@ def test_pipeline_hub_repositories_are_named_after_the_run(tmp_path):
     from affect_rl.pipeline import training_stage_config
 
     (tmp_path / "sft.yaml").write_text(yaml.safe_dump({"push_to_hub": True, "report_to": "none"}))
-    named = {"name": "sft", "stage": "sft", "config": "sft.yaml"}
-    cfg = training_stage_config(named, tmp_path / "run", tmp_path, "emotions-v2")
+    named = {"name": "sft", "stage": "sft", "config": str(tmp_path / "sft.yaml")}
+    cfg = training_stage_config(named, tmp_path / "run", "emotions-v2")
     assert cfg.training.hub_model_id == "emotions-v2-sft"
     chosen = dict(named, overrides={"hub_model_id": "lab/mine"})
-    assert training_stage_config(chosen, tmp_path / "run", tmp_path, "emotions-v2").training.hub_model_id == "lab/mine"
+    assert training_stage_config(chosen, tmp_path / "run", "emotions-v2").training.hub_model_id == "lab/mine"
 
 
 def test_launchers_serve_the_merged_weights_of_a_lora_adapter(tmp_path):

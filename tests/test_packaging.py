@@ -67,16 +67,15 @@ def test_wheel_in_a_fresh_venv_runs_without_a_clone(tmp_path):
 from pathlib import Path
 import affect_rl
 from affect_rl.cli import shipped_recipe
-from affect_rl.config import read_yaml_mapping
 from affect_rl.data import load_splits
-from affect_rl.pipeline import DEMO_RECIPE, training_stage_config, validate_pipeline
+from affect_rl.pipeline import DEMO_RECIPE, load_pipeline_recipe, training_stage_config, validate_pipeline
 
 print("=", Path(affect_rl.__file__).parent)
 print("=", DEMO_RECIPE)
 print("=", shipped_recipe("recipes/demo/grpo.yaml"))
-for stage in validate_pipeline(read_yaml_mapping(str(DEMO_RECIPE)), str(DEMO_RECIPE), []):
+for stage in validate_pipeline(load_pipeline_recipe(str(DEMO_RECIPE)), str(DEMO_RECIPE), [], []):
     if stage["stage"] != "eval":
-        cfg = training_stage_config(stage, Path("runs/demo"), DEMO_RECIPE.parent, "demo")
+        cfg = training_stage_config(stage, Path("runs/demo"), "demo")
         print("=", cfg.stage, len(load_splits(cfg.data)["train"]))
 """
     output = run([python, "-c", probe], cwd=elsewhere, env=env).stdout

@@ -251,3 +251,33 @@ def test_an_interrupted_stage_resumes_from_its_last_complete_checkpoint(tiny_mod
     assert f"Skipping {sft / 'checkpoint-3'}: incomplete checkpoint, no trainer_state.json" in caplog.text
     assert json.loads((sft / "trainer_state.json").read_text())["global_step"] == 3
     assert (sft / "model.safetensors").is_file() and (sft / "checkpoint-3" / "trainer_state.json").is_file()
+
+
+def test_a_pipeline_extends_another_and_overrides_its_stages(tmp_path):
+    from affect_rl.pipeline_recipe import load_pipeline_recipe
+
+    gpu = tmp_path / "gpu"
+    gpu.mkdir()
+    (gpu / "sft.yaml").write_text("learning_rate: 1.0e-5\n")
+    (gpu / "pipeline.yaml").write_text(yaml.safe_dump({"name": "big", "stages": [
+        {"name": "sft", "stage": "sft", "config": "sft.yaml", "overrides": {"max_steps": 100}},
+        {"name": "grpo", "stage": "grpo", "config": "sft.yaml", "model_from": "sft"},
+        {"name": "eval", "stage": "eval", "models": {"base": "big-model", "sft": "sft"}},
+    ]}))  # fmt: skip
+    (gpu / "cpu.yaml").write_text(yaml.safe_dump({"extends": "pipeline.yaml", "name": "small", "overrides": {
+        "all": {"model_name_or_path": "tiny", "max_steps": 2},
+        "grpo": {"num_generations": 2},
+        "eval": {"models": {"base": "tiny", "sft": "sft"}, "n_bootstrap": 10},
+    }}))  # fmt: skip
+    recipe = load_pipeline_recipe(str(gpu / "cpu.yaml"))
+    sft, grpo, evaluation = recipe["stages"]
+    assert recipe["name"] == "small" and sft["config"] == str(gpu / "sft.yaml")
+    assert sft["overrides"] == {"max_steps": 2, "model_name_or_path": "tiny"}
+    assert grpo["overrides"] == {"model_name_or_path": "tiny", "max_steps": 2, "num_generations": 2}
+    assert evaluation["models"] == {"base": "tiny", "sft": "sft"} and evaluation["n_bootstrap"] == 10
+    (gpu / "typo.yaml").write_text(yaml.safe_dump({"extends": "pipeline.yaml", "overrides": {"sfft": {"max_steps": 1}}}))
+    with pytest.raises(ConfigError, match=r"overrides names \['sfft'\], which are not stages"):
+        load_pipeline_recipe(str(gpu / "typo.yaml"))
+    (gpu / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="`extends` loops back"):
+        load_pipeline_recipe(str(gpu / "loop.yaml"))
