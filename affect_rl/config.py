@@ -124,8 +124,12 @@ def load_stage_config(stage: str, config_path: str | None = None, overrides: lis
     return build_stage_config(stage, values, source)
 
 
-def build_stage_config(stage: str, values: dict[str, Any], source: str) -> StageConfig:
-    """Route, type-check and default ``values``, then build the dataclasses."""
+def build_stage_config(stage: str, values: dict[str, Any], source: str, extra_rewards: int = 0) -> StageConfig:
+    """Route, type-check and default ``values``, then build the dataclasses.
+
+    ``extra_rewards``: reward callables the Python API passes beside the recipe's ``rewards:``
+    (a GRPO stage may then have no ``rewards:`` of its own; each extra one weighs 1 unless
+    ``reward_weights`` says otherwise)."""
     from trl import ModelConfig
 
     groups = {
@@ -155,9 +159,9 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str) -> Stage
     built = {group: construct(groups[group], kwargs, source) for group, kwargs in routed.items()}
     cfg = StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
     if stage in ("grpo", *DATA_STAGES):
-        entries = validate_rewards(cfg)
+        entries = validate_rewards(cfg) if cfg.recipe.rewards or not extra_rewards else []
         if stage == "grpo" and "reward_weights" not in routed["training"]:
-            cfg.training.reward_weights = [entry.weight for entry in entries]
+            cfg.training.reward_weights = [entry.weight for entry in entries] + [1.0] * extra_rewards
     return cfg
 
 

@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from affect_rl.data.arguments import DataArguments
+from affect_rl.data.arguments import PROVIDED_ROWS, DataArguments
 from affect_rl.errors import ConfigError, DataError
 from affect_rl.eval_records import LABEL_TASKS, classes_of, score_rows
 from affect_rl.jsonl import write_jsonl
@@ -130,6 +130,29 @@ def task_metrics(task: str, template: str, judged: bool = False, generated: bool
 
 
 # ---- the report ----
+
+
+def run(config=None, *, models: dict[str, str] | None = None, rows=None, judge=None, **keys) -> dict:
+    """Evaluate from Python: ``config`` (a dict of eval keys, a YAML path, or EvalArguments) with
+    ``keys`` on top; ``models`` label -> checkpoint; ``rows`` (a Dataset or list of rows in the
+    task's columns) instead of the config's dataset; ``judge`` a reward callable. Returns the report."""
+    from affect_rl.api import recipe_values
+    from affect_rl.data import check_rows
+
+    if isinstance(config, EvalArguments):
+        eval_args = config
+    else:
+        values, source = recipe_values(config, keys)
+        if models is not None:
+            values["models"] = models
+        if rows is not None and "dataset" not in values and "dataset_mixture" not in values:
+            values["dataset"] = PROVIDED_ROWS
+        eval_args = build_eval_arguments(values, source)
+    if not eval_args.models:
+        raise ConfigError("name the checkpoints to evaluate: models={label: checkpoint}")
+    if rows is not None:
+        rows = check_rows(list(rows), eval_args.task, "the rows argument").rows
+    return evaluate_checkpoints(eval_args.models, eval_args, rows=rows, judge=judge)
 
 
 def evaluate_checkpoints(

@@ -40,12 +40,13 @@ def check_vllm_available(training_args) -> None:
         )
 
 
-def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
+def reward_functions_with_diagnostics(cfg: StageConfig, extra: list | None = None) -> list:
     """The recipe's reward functions (weights are already in GRPOConfig.reward_weights), the first
     synchronous one wrapped to log the reward-hacking diagnostics and the rows' gold values."""
     from trl.trainer.utils import is_async_callable
 
-    reward_fns, _ = build_reward_functions(validate_rewards(cfg))
+    entries = validate_rewards(cfg) if cfg.recipe.rewards or not extra else []
+    reward_fns = build_reward_functions(entries)[0] + list(extra or [])
     # Wrap a synchronous reward: TRL runs async ones (judges) concurrently on its own loop.
     index = next((i for i, fn in enumerate(reward_fns) if not is_async_callable(fn)), None)
     if index is not None:
@@ -53,15 +54,15 @@ def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
     return reward_fns
 
 
-def build_trainer(cfg: StageConfig):
+def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, reward_funcs=None):
     """The GRPOTrainer for ``cfg`` and the data splits, ready to train (vLLM and rewards are
     checked before the model loads)."""
     from trl import GRPOTrainer
     from trl.trainer.utils import get_peft_config
 
     check_vllm_available(cfg.training)
-    reward_fns = reward_functions_with_diagnostics(cfg)
-    splits = load_stage_data(cfg)
+    reward_fns = reward_functions_with_diagnostics(cfg, reward_funcs)
+    splits = load_stage_data(cfg, train_dataset, heldout_dataset)
     train_dataset = to_grpo_dataset(splits["train"], cfg.data)
 
     prepare_tracking(cfg)
@@ -80,11 +81,22 @@ def build_trainer(cfg: StageConfig):
     return trainer, splits
 
 
-def train(cfg: StageConfig):
+def run(config=None, *, train_dataset=None, heldout_dataset=None, reward_funcs=None, **keys):
+    """Run GRPO from a recipe dict, a YAML path or a StageConfig (``keys`` override recipe keys),
+    on the recipe's data or on ``train_dataset`` / ``heldout_dataset``, with the recipe's rewards
+    plus ``reward_funcs`` (TRL reward callables; weights from ``reward_weights``, else 1 each)."""
+    from affect_rl.api import stage_config
+
+    cfg = stage_config("grpo", config, extra_rewards=len(reward_funcs or []), rows_given=train_dataset is not None,
+                       **keys)
+    return train(cfg, train_dataset=train_dataset, heldout_dataset=heldout_dataset, reward_funcs=reward_funcs)
+
+
+def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None, reward_funcs=None):
     """Run the GRPO stage described by ``cfg``; returns the trainer after saving the model."""
     check_vllm_available(cfg.training)  # before the output folder is claimed
     begin_stage(cfg)
-    trainer, splits = build_trainer(cfg)
+    trainer, splits = build_trainer(cfg, train_dataset, heldout_dataset, reward_funcs)
     run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

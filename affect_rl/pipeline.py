@@ -57,6 +57,12 @@ def run_demo(output_dir: str = "runs/demo") -> dict:
     return run_pipeline_file(str(DEMO_RECIPE), output_dir=output_dir)
 
 
+def run(recipe: str, output_dir: str | None = None, **options) -> dict:
+    """Run a pipeline recipe from Python (the same as ``affect-rl pipeline``); returns the manifest.
+    ``options``: ``skip``, ``restart`` (lists of stage names) and ``force``."""
+    return run_pipeline_file(str(recipe), output_dir=output_dir, **options)
+
+
 def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: list[str] | None = None,
                       restart: list[str] | None = None, force: bool = False) -> dict:
     """Run every stage of ``recipe_path`` not in ``skip``, restarting ``restart`` (every stage

@@ -1,5 +1,8 @@
 """SFT stage: teach the reasoning template on labelled rows with TRL's SFTTrainer.
 
+From Python (``affect_rl.api``): ``sft.run("recipes/demo/sft.yaml", max_steps=5)``, or
+``sft.run({"task": "emotion", ...}, train_dataset=rows)`` with your own rows.
+
 Rows are rendered into prompt-completion chat pairs (the completion is the row's own
 ``completion`` when it has one, else the template filled from its rationale and labels), so the
 loss falls on the completion only.
@@ -18,13 +21,22 @@ from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_trai
 from affect_rl.tracking import prepare_tracking
 
 
-def train(cfg: StageConfig):
+def run(config=None, *, train_dataset=None, heldout_dataset=None, **keys):
+    """Run SFT from a recipe dict, a YAML path or a StageConfig (``keys`` override recipe keys),
+    on the recipe's data or on ``train_dataset`` / ``heldout_dataset``; returns the trainer."""
+    from affect_rl.api import stage_config
+
+    cfg = stage_config("sft", config, rows_given=train_dataset is not None, **keys)
+    return train(cfg, train_dataset=train_dataset, heldout_dataset=heldout_dataset)
+
+
+def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None):
     """Run the SFT stage described by ``cfg``; returns the trainer after saving the model."""
     from trl import SFTTrainer
     from trl.trainer.utils import get_peft_config
 
     begin_stage(cfg)
-    splits = load_stage_data(cfg)
+    splits = load_stage_data(cfg, train_dataset, heldout_dataset)
     report = {}
     train_dataset = to_sft_dataset(splits["train"], cfg.data, report)
     if report["skipped"]:

@@ -69,10 +69,13 @@ def check_resume_request(requested) -> None:
                           "checkpoint-N folder, or use `last` for the newest complete one.")
 
 
-def load_stage_data(cfg):
+def load_stage_data(cfg, train_dataset=None, heldout_dataset=None):
     """The stage's train and held-out splits, loaded on the main process first (under accelerate the
     other ranks then read the cache); the held-out rows and training fingerprints are saved beside
-    the model (``affect_rl.data.heldout``), so a later eval scores exactly the rows held out."""
+    the model (``affect_rl.data.heldout``), so a later eval scores exactly the rows held out.
+
+    ``train_dataset`` / ``heldout_dataset`` (the Python API: a ``datasets.Dataset`` or a list of
+    rows in the task's columns) replace the recipe's source; they are checked like a file's rows."""
     from accelerate import PartialState
 
     from affect_rl.data import load_splits
@@ -81,11 +84,24 @@ def load_stage_data(cfg):
 
     state = PartialState()
     with state.main_process_first():
-        splits = load_splits(cfg.data)
+        splits = load_splits(cfg.data) if train_dataset is None else given_splits(cfg, train_dataset, heldout_dataset)
     check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
     if state.is_main_process:
         save_stage_rows(splits["train"], splits["test"], cfg.training.output_dir)
     return splits
+
+
+def given_splits(cfg, train_dataset, heldout_dataset):
+    """A DatasetDict of rows handed over by the Python API, checked against the stage's task."""
+    from datasets import Dataset, DatasetDict
+
+    from affect_rl.data import check_rows
+    from affect_rl.data.loaders import to_dataset
+
+    def checked(rows, name):
+        return to_dataset(check_rows(list(rows), cfg.data.task, f"the {name} argument").rows) if rows else Dataset.from_dict({})
+
+    return DatasetDict(train=checked(train_dataset, "train_dataset"), test=checked(heldout_dataset, "heldout_dataset"))
 
 
 def resume_checkpoint(training_args) -> str | None:

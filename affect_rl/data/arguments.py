@@ -14,6 +14,8 @@ from affect_rl.errors import ConfigError
 from rewards.templates import TEMPLATES
 
 DEMO_PREFIX = "demo:"
+# The dataset of a stage run from Python with its rows passed in (``affect_rl.api``).
+PROVIDED_ROWS = "python:rows"
 DEMO_SETS = ("emotion", "facial", "empathy")
 INVALID_COMPLETIONS = ("error", "skip")
 # "train", "train[:1000]", "test[10%:]", "validation[-50:]"
@@ -194,6 +196,8 @@ class DataArguments:
 
 
 def source_kind(dataset: str) -> str:
+    if dataset == PROVIDED_ROWS:
+        return "provided"
     if dataset.startswith(DEMO_PREFIX):
         return "demo"
     path = Path(dataset).expanduser()

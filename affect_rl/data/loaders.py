@@ -152,6 +152,9 @@ def canonical_rows(table: sources.Table, args: DataArguments, collect: bool = Fa
 def read_source(args: DataArguments) -> dict[str | None, sources.Table]:
     """Split name (None: the source has no splits) -> raw Table."""
     kind = args.source_kind
+    if kind == "provided":
+        raise DataError(f"dataset {args.dataset}: this stage's rows come from Python (train_dataset=..., rows=...), "
+                        "and none were given")  # fmt: skip
     if kind == "hub":
         return sources.read_hub(args.dataset, args.dataset_config)
     if kind == "demo":
