@@ -76,6 +76,12 @@ class RecipeArguments:
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}
     )
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={"help": "Stop training (saving the model as usual) at the first step end after this many seconds "
+                          "of training; null: no limit. For comparisons at equal wall-clock time."},
+    )  # fmt: skip
+
     # Tracking (with report_to: wandb; the run's name is TRL's run_name; affect_rl/tracking.py)
     wandb_project: str | None = field(
         default=None, metadata={"help": "W&B project of this stage's run (default: $WANDB_PROJECT, else affect-rl)."}

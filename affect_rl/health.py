@@ -16,6 +16,9 @@ every node sees it). At the end of the current step the trainer saves a complete
 ``checkpoint-N`` and stops; the run then resumes from it (PyTorch Lightning's SLURM
 auto-requeue works the same way). Under several processes the ranks agree with one all-reduce
 per step, so all of them save and stop at the same step.
+
+:class:`StopAfterSeconds` ends training at the first step end after a wall-clock budget
+(``max_train_seconds``), for comparisons at equal training time.
 """
 
 from __future__ import annotations
@@ -109,6 +112,28 @@ class CheckpointOnSignal(TrainerCallback):
         if any_rank(request is not None, args) and self.stopped_by is None:
             self.stopped_by = request or "another rank's stop request"
             control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class StopAfterSeconds(TrainerCallback):
+    """Stop training at the first step end after ``seconds`` of training (ranks agree)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started: float | None = None
+        self.stopped_at: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        import time
+
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        import time
+
+        if any_rank(time.monotonic() - self.started >= self.seconds, args):
+            self.stopped_at = state.global_step
             control.should_training_stop = True
         return control
 

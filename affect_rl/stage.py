@@ -21,7 +21,7 @@ from pathlib import Path
 from affect_rl.checkpoints import checkpoint_problem, last_complete_checkpoint, set_aside_diverged_checkpoints
 from affect_rl.errors import ConfigError, TrainingDiverged
 from affect_rl.files import atomic_write_text, publish_folder
-from affect_rl.health import CheckpointOnSignal, StopOnNonFinite, stop_file_from_env
+from affect_rl.health import CheckpointOnSignal, StopAfterSeconds, StopOnNonFinite, stop_file_from_env
 from affect_rl.run_identity import check_identity, record_resume, resolved_config, write_identity
 from affect_rl.run_lock import RunLock, is_main_rank
 from affect_rl.tracking import tracking_summary
@@ -122,6 +122,8 @@ def run_training(trainer, cfg):
     health, signals = StopOnNonFinite(), CheckpointOnSignal(stop_file_from_env())
     trainer.add_callback(health)
     trainer.add_callback(signals)
+    if cfg.recipe.max_train_seconds is not None:
+        trainer.add_callback(StopAfterSeconds(cfg.recipe.max_train_seconds))
     checkpoint = resume_checkpoint(cfg.training)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)

@@ -11,7 +11,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from affect_rl.checkpoints import checkpoint_problem, weights_finite
 from affect_rl.config import build_stage_config
 from affect_rl.errors import TrainingDiverged
-from affect_rl.health import CheckpointOnSignal, StopOnNonFinite
+from affect_rl.health import CheckpointOnSignal, StopAfterSeconds, StopOnNonFinite
 from affect_rl.stage import begin_stage, end_stage, run_training
 
 
@@ -150,3 +150,17 @@ def test_a_nan_update_stops_training_keeps_good_checkpoints_and_sets_the_poisone
     assert weights_finite(output_dir / "nonfinite-checkpoint-3") is False
     assert (output_dir / "nonfinite-step-4" / "trainer_state.json").is_file()
     assert not (output_dir / "model.safetensors").exists()
+
+
+def test_a_time_budget_stops_at_the_first_step_end_past_it(args, monkeypatch):
+    import time
+
+    clock = iter([100.0, 101.0, 129.9, 130.0, 131.0])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    budget, control = StopAfterSeconds(30), TrainerControl()
+    budget.on_train_begin(args, at_step(0), control)
+    for step in (1, 2):  # 1 s and 29.9 s in
+        budget.on_step_end(args, at_step(step), control)
+        assert not control.should_training_stop
+    budget.on_step_end(args, at_step(3), control)  # 30 s in: stop
+    assert control.should_training_stop and budget.stopped_at == 3
