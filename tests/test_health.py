@@ -109,7 +109,7 @@ def tiny_sft(output_dir, model_dir, data_file, callbacks=(), **overrides):
     splits = load_splits(cfg.data)
     model, _ = load_causal_lm(cfg.model)
     trainer = SFTTrainer(model=model, args=cfg.training, processing_class=load_tokenizer(model_dir, "right"),
-                         train_dataset=to_sft_dataset(splits["train"], "emotion", "r1", None), callbacks=list(callbacks))
+                         train_dataset=to_sft_dataset(splits["train"], cfg.data), callbacks=list(callbacks))
     return cfg, trainer
 
 
