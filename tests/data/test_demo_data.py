@@ -84,11 +84,11 @@ def _max_jaccard(texts: list[str]) -> tuple[float, str, str]:
     return best
 
 
-def _check_ids_and_splits(rows: list[dict], prefix: str) -> Counter:
+def _check_ids_and_splits(rows: list[dict], prefix: str, splits: set[str] = frozenset({"train", "test"})) -> Counter:
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(rf"{prefix}-\d{{4}}", i) for i in ids)
-    assert {r["split"] for r in rows} == {"train", "test"}
+    assert {r["split"] for r in rows} == splits
     return Counter(r["split"] for r in rows)
 
 
@@ -104,7 +104,7 @@ def test_emotion_size_schema_and_split(emotion_rows):
         assert isinstance(r["emotions"], list) and 1 <= len(r["emotions"]) <= 3, r["id"]
         assert len(set(r["emotions"])) == len(r["emotions"]), r["id"]
         assert all(w == w.strip().lower() for w in r["emotions"]), r["id"]
-    splits = _check_ids_and_splits(emotion_rows, "emo")
+    splits = _check_ids_and_splits(emotion_rows, "emo", {"train", "validation", "test"})
     assert splits["train"] >= 300 and splits["test"] >= 110
 
 
