@@ -19,6 +19,7 @@ DEMO = files("affect_rl") / "data" / "demo"
 WHEEL_JSON = files("rewards") / "data" / "emotion_wheel" / "wheel_mapping.json"
 AU_YAML = files("rewards") / "data" / "action_units.yaml"
 
+ORIGINAL_EMOTION_ROWS = 463  # emo-0001..emo-0463, the train/test set before the validation split was added
 FACIAL_LABELS = {"happiness", "sadness", "surprise", "fear", "anger", "disgust", "contempt", "neutral"}
 
 
@@ -74,6 +75,10 @@ def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
 
 
+def _jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
 def _max_jaccard(texts: list[str]) -> tuple[float, str, str]:
     sh = [_shingles(t) for t in texts]
     best = (0.0, "", "")
@@ -84,11 +89,11 @@ def _max_jaccard(texts: list[str]) -> tuple[float, str, str]:
     return best
 
 
-def _check_ids_and_splits(rows: list[dict], prefix: str) -> Counter:
+def _check_ids_and_splits(rows: list[dict], prefix: str, splits: set[str] = frozenset({"train", "test"})) -> Counter:
     ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(rf"{prefix}-\d{{4}}", i) for i in ids)
-    assert {r["split"] for r in rows} == {"train", "test"}
+    assert {r["split"] for r in rows} == splits
     return Counter(r["split"] for r in rows)
 
 
@@ -96,7 +101,7 @@ def _check_ids_and_splits(rows: list[dict], prefix: str) -> Counter:
 
 
 def test_emotion_size_schema_and_split(emotion_rows):
-    assert len(emotion_rows) >= 440
+    assert len(emotion_rows) >= 760
     for r in emotion_rows:
         assert set(r) == {"id", "text", "emotions", "rationale", "split"}, r["id"]
         assert isinstance(r["text"], str) and 1 <= _sentences(r["text"]) <= 3, r["id"]
@@ -104,8 +109,20 @@ def test_emotion_size_schema_and_split(emotion_rows):
         assert isinstance(r["emotions"], list) and 1 <= len(r["emotions"]) <= 3, r["id"]
         assert len(set(r["emotions"])) == len(r["emotions"]), r["id"]
         assert all(w == w.strip().lower() for w in r["emotions"]), r["id"]
-    splits = _check_ids_and_splits(emotion_rows, "emo")
-    assert splits["train"] >= 300 and splits["test"] >= 110
+    splits = _check_ids_and_splits(emotion_rows, "emo", {"train", "validation", "test"})
+    assert splits["train"] >= 330 and splits["validation"] >= 150 and splits["test"] >= 270
+
+
+def test_emotion_splits_follow_the_documented_rule(emotion_rows):
+    # The first 463 rows keep their original split (index mod 11 in {3, 7, 10} -> test), so results
+    # on them stay comparable; the rows added for a validation split alternate validation, test, ...
+    assert [r["id"] for r in emotion_rows] == [f"emo-{n:04d}" for n in range(1, len(emotion_rows) + 1)]
+    for n, r in enumerate(emotion_rows):
+        if n < ORIGINAL_EMOTION_ROWS:
+            expected = "test" if n % 11 in (3, 7, 10) else "train"
+        else:
+            expected = "validation" if (n - ORIGINAL_EMOTION_ROWS) % 2 == 0 else "test"
+        assert r["split"] == expected, r["id"]
 
 
 def test_every_emotion_word_maps_at_level1_in_all_five_wheels(emotion_rows, empathy_rows, wheel_level1):
@@ -133,8 +150,13 @@ def test_emotion_labels_are_varied(emotion_rows, wheel_level1):
     # Every level-1 family of wheel 1 is represented.
     families = {wheel_level1(w)[0] for w in counts}
     assert families == {"happy", "sad", "mad", "scared", "surprised", "disgusted"}
-    test_words = {w for r in emotion_rows if r["split"] == "test" for w in r["emotions"]}
-    assert len(test_words) >= 50
+    # Each held-out split has its own spread: many words, every family, no family over 40% of its words.
+    for split in ("validation", "test"):
+        words = [w for r in emotion_rows if r["split"] == split for w in r["emotions"]]
+        assert len(set(words)) >= 50, split
+        split_families = Counter(wheel_level1(w)[0] for w in words)
+        assert set(split_families) == families, split
+        assert split_families.most_common(1)[0][1] <= 0.4 * len(words), split
 
 
 def test_emotion_texts_are_not_near_duplicates(emotion_rows):
@@ -142,6 +164,16 @@ def test_emotion_texts_are_not_near_duplicates(emotion_rows):
     assert len({" ".join(t.lower().split()) for t in texts}) == len(texts)
     jac, a, b = _max_jaccard(texts)
     assert jac < 0.5, (a, b)
+
+
+def test_held_out_emotion_situations_are_separate_from_training(emotion_rows):
+    # Validation and test rows are new situations, not rewordings of training rows: each held-out
+    # text's word-3-gram Jaccard similarity to every training text is below 0.25.
+    train = [_shingles(r["text"]) for r in emotion_rows if r["split"] == "train"]
+    for r in emotion_rows:
+        if r["split"] != "train":
+            held = _shingles(r["text"])
+            assert max(_jaccard(held, t) for t in train) < 0.25, r["id"]
 
 
 # --------------------------------------------------------------------------- facial
@@ -176,10 +208,6 @@ GIVEAWAY = re.compile(
     r"furious|rage|disgust\w*|contempt\w*|smirk\w*|sneer\w*|scorn\w*|neutral|AU ?\d+)\b",
     re.IGNORECASE,
 )
-
-
-def _jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a | b else 1.0
 
 
 def test_facial_size_schema_and_split(facial_rows):
