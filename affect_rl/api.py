@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from affect_rl.config import StageConfig, build_stage_config, read_yaml_mapping
+from affect_rl.config import StageConfig, build_stage_config
+from affect_rl.config_values import read_yaml_mapping
 from affect_rl.data.arguments import PROVIDED_ROWS
 from affect_rl.errors import ConfigError
 

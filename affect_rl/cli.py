@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {shadow} shadows affect-rl's `rewards` package; rename it (e.g. my_rewards.py) and name "
               "your reward in the recipe as my_rewards.py:function.", file=sys.stderr)  # fmt: skip
         return 2
-    from affect_rl.errors import RewardError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -223,7 +222,8 @@ def list_keys(stage: str) -> str:
 
     from trl import ModelConfig
 
-    from affect_rl.config import RecipeArguments, field_types, training_config_class, type_name
+    from affect_rl.config import RecipeArguments, training_config_class
+    from affect_rl.config_values import field_types, type_name
     from affect_rl.data import DataArguments
 
     groups = {"Model (TRL ModelConfig)": ModelConfig, "Data (affect-rl)": DataArguments,
@@ -266,7 +266,8 @@ def run_eval(args, extra) -> None:
 
 
 def run_data_inspect(args, extra) -> int:
-    from affect_rl.config import build_data_arguments, parse_overrides
+    from affect_rl.config import build_data_arguments
+    from affect_rl.config_values import parse_overrides
     from affect_rl.data.inspect import inspect_data
 
     values = parse_overrides(extra)

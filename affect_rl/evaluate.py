@@ -318,7 +318,7 @@ def checkpoint_labels(values: Sequence[str]) -> dict[str, str]:
 def evaluate_from_cli(config: str | None, model_values: Sequence[str], overrides: Sequence[str]) -> dict:
     """``affect-rl eval``: EvalArguments from ``--config`` and ``--key value`` overrides, each ``--model``
     added; evaluate, then print the table and the paths written."""
-    from affect_rl.config import parse_overrides, read_yaml_mapping
+    from affect_rl.config_values import parse_overrides, read_yaml_mapping
 
     values = read_yaml_mapping(config) if config else {}
     values.update(parse_overrides(list(overrides)))

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from affect_rl import recipe_path
-from affect_rl.config import build_stage_config, read_yaml_mapping
+from affect_rl.config import build_stage_config
+from affect_rl.config_values import read_yaml_mapping
 from affect_rl.errors import ConfigError
 from affect_rl.files import move_aside
 from affect_rl.manifest import load_manifest, write_manifest

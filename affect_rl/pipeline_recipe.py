@@ -22,7 +22,7 @@ import re
 
 from pathlib import Path
 
-from affect_rl.config import read_yaml_mapping
+from affect_rl.config_values import read_yaml_mapping
 from affect_rl.data_stage import DATASET_OUTPUTS
 from affect_rl.errors import ConfigError
 

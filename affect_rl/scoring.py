@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import rewards
-from affect_rl.config import build_stage_config, read_yaml_mapping, validate_rewards
+from affect_rl.config import build_stage_config, validate_rewards
+from affect_rl.config_values import read_yaml_mapping
 from affect_rl.errors import ConfigError, DataError
 from affect_rl.jsonl import read_jsonl, write_jsonl
 from rewards import errors as reward_errors

@@ -1,6 +1,6 @@
 import pytest
 
-from affect_rl import config
+from affect_rl import config, config_values
 from affect_rl.cli import main
 from affect_rl.errors import ConfigError, EnvironmentProblem
 
@@ -168,7 +168,7 @@ def test_a_duplicated_yaml_key_names_the_key_and_both_lines(tmp_path):
     with pytest.raises(ConfigError, match=r"duplicated key 'weight' on line 4 \(first on line 3\)"):
         config.load_stage_config("grpo", str(nested))
     # YAML merge keys may override what they merge in
-    assert config.load_yaml("a: &x {k: 1}\nb:\n  <<: *x\n  k: 2\n") == {"a": {"k": 1}, "b": {"k": 2}}
+    assert config_values.load_yaml("a: &x {k: 1}\nb:\n  <<: *x\n  k: 2\n") == {"a": {"k": 1}, "b": {"k": 2}}
 
 
 def test_nan_inf_filter_is_off_by_default_so_a_nan_loss_reaches_the_log():
