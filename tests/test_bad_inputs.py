@@ -66,6 +66,9 @@ def pipeline_with_stages(*stages: dict) -> Callable[[Path], None]:
 
 
 SFT_STAGE = {"name": "sft", "stage": "sft", "config": "sft.yaml"}
+# The eval reads its rows before it loads any model, so a bad data file fails at once.
+EVAL_CSV = ["eval", "--model", "base=no-such-model", "--data", "{tmp}/rows.csv", "--task", "emotion"]
+EVAL_JSONL = ["eval", "--model", "base=no-such-model", "--data", "{tmp}/rows.jsonl"]
 PIPELINE = ["pipeline", "{tmp}/pipeline.yaml", "--output_dir", "{tmp}/run"]
 
 CASES = [
@@ -125,6 +128,38 @@ CASES = [
          setup=lambda tmp: write_pipeline(tmp)),
     Case("skip and restart the same stage", [*PIPELINE, "--skip", "sft", "--restart", "sft"],
          r"--skip and --restart both name \['sft'\]", setup=lambda tmp: write_pipeline(tmp)),
+    # ---- data files (affect_rl/data/sources.py, affect_rl/data/tasks.py) ----
+    Case("csv row with a cell too many", EVAL_CSV,
+         r"rows\.csv, row 3: 4 cells for the 3 columns of the header \(id, text, emotions\); quote cells",
+         files={"rows.csv": "id,text,emotions\na,fine,joy\nb,one, too many,joy\n"}),
+    Case("file not in utf-8", EVAL_CSV, r"rows\.csv, line 2: byte b'\\xe9' is not valid utf-8.*set `encoding:`",
+         files={"rows.csv": "id,text,emotions\na,caf\udce9,joy\n"}),
+    Case("column mixing kinds of values", [*EVAL_JSONL, "--task", "emotion"],
+         r"rows\.jsonl, row 2, field 'score': holds a string where row 1 holds a number",
+         files={"rows.jsonl": '{"text": "a", "emotions": "joy", "score": 3}\n{"text": "b", "emotions": "awe", "score": "hi"}\n'}),
+    Case("oversized text", [*EVAL_JSONL, "--task", "emotion"], r"rows\.jsonl, row 1, field 'text': expected a non-empty",
+         files={"rows.jsonl": json.dumps({"text": "x" * 200_001, "emotions": "joy"}) + "\n"}),
+    Case("deeply nested json", [*EVAL_JSONL, "--task", "emotion"], r"rows\.jsonl, line 1: JSON nested too deeply",
+         files={"rows.jsonl": '{"text": ' + "[" * 100_000 + "\n"}),
+    Case("huge action unit", [*EVAL_JSONL, "--task", "facial"], r"rows\.jsonl, row 1, field 'aus': expected a list of Action Unit",
+         files={"rows.jsonl": json.dumps({"description": "a face", "aus": [6, 10**12], "emotion": "joy"}) + "\n"}),
+    Case("choice answer naming no option", [*EVAL_JSONL, "--task", "choice"],
+         r"rows\.jsonl, row 1, field 'answer': expected letters among A, B",
+         files={"rows.jsonl": json.dumps({"question": "q", "options": ["joy", "fear"], "answer": "D"}) + "\n"}),
+    Case("unknown format", [*EVAL_JSONL, "--format", "emobenhc"], r"unknown format 'emobenhc'; Did you mean 'emobench'\?",
+         files={"rows.jsonl": "{}\n"}),
+    Case("eval batch size -1", [*EVAL_JSONL, "--task", "emotion", "--batch_size", "-1"],
+         r"batch_size must be a positive integer; got -1", files={"rows.jsonl": '{"text": "a", "emotions": "joy"}\n'}),
+    # ---- rewards (rewards/entries.py, rewards/base.py) ----
+    Case("nan reward weight", ["grpo", "--config", "{tmp}/g.yaml"], r"g\.yaml: rewards\[1\]: weight must be a finite number",
+         files={"g.yaml": "rewards:\n  - {name: format, weight: .nan}\n"}),
+    Case("reward template contradicting the stage", ["grpo", "--config", "{tmp}/g.yaml"],
+         r"rewards\[1\]: Reward 'format': option template is 'r1' but the stage renders template 'kardia'",
+         files={"g.yaml": "dataset: demo:empathy\ntemplate: kardia\nrewards:\n  - {name: format, template: r1}\n"}),
+    Case("judge url without a scheme", ["grpo", "--config", "{tmp}/g.yaml"],
+         r"Reward 'rubric': option base_url is 'judge:8000/v1'; give the judge's API root with its scheme",
+         files={"g.yaml": "dataset: demo:empathy\ntemplate: kardia\nrewards:\n  - {name: rubric, base_url: 'judge:8000/v1', "
+                          "base_url_env: ''}\n"}),
 ]
 
 
