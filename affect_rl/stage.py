@@ -18,12 +18,17 @@ def load_stage_data(cfg):
 
     from affect_rl.data import load_splits
     from affect_rl.data.heldout import save_stage_rows
-    from affect_rl.data.media import check_text_model_rows
+    from affect_rl.data.media import check_text_model_rows, check_vision_model_rows
+    from affect_rl.models import is_vision_language
 
     state = PartialState()
     with state.main_process_first():
         splits = load_splits(cfg.data)
-    check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
+    if is_vision_language(cfg.model.model_name_or_path):  # every image opens and fits, before training
+        for rows in splits.values():
+            check_vision_model_rows(rows, cfg.model.model_name_or_path)
+    else:
+        check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
     if state.is_main_process:
         save_stage_rows(splits["train"], splits["test"], cfg.training.output_dir)
     return splits
@@ -46,6 +51,7 @@ def resume_checkpoint(training_args) -> str | None:
 def finish_stage(trainer, cfg, test_rows) -> None:
     """Save the final model, tokenizer and log history; print samples and tracking hints."""
     from affect_rl.data import render_prompt
+    from affect_rl.data.media import row_images
     from affect_rl.samples import format_samples, generate_samples
 
     trainer.save_model(cfg.training.output_dir)
@@ -53,7 +59,8 @@ def finish_stage(trainer, cfg, test_rows) -> None:
     # Every rank generates: under ZeRO-3 each holds a shard, and generation gathers them.
     prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt,
                              cfg.data.label_set) for i in range(count)]
-    completions = generate_samples(trainer.model, trainer.processing_class, prompts) if count else []
+    images = [row_images(test_rows[i]) for i in range(count)]
+    completions = generate_samples(trainer.model, trainer.processing_class, prompts, images) if count else []
     if not trainer.is_world_process_zero():
         return
     trainer.state.save_to_json(str(Path(cfg.training.output_dir) / "trainer_state.json"))
