@@ -23,7 +23,8 @@ from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
 from affect_rl.scoring import build_reward_functions
 
-DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo" / "pipeline.yaml"
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+DEMO_RECIPES = ("demo", "faces")  # the text demo (default) and the face-image demo
 STAGE_KINDS = ("sft", "grpo", "eval")
 TRACKED_PACKAGES = ("affect-rl", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "wandb")
 # An eval stage takes every EvalArguments key (output_dir is the stage's folder).
@@ -32,11 +33,15 @@ EVAL_KEYS = {"models", "dataset", "dataset_mixture", "dataset_config", "format",
              "max_test_samples", "batch_size", "max_new_tokens", "n_bootstrap", "seed", "judge", "breakdown_column"}
 
 
-def run_demo(output_dir: str = "runs/demo") -> dict:
-    """The README's main command: the demo pipeline on the built-in model and data."""
-    if not DEMO_RECIPE.is_file():
-        raise ConfigError(f"The demo recipe {DEMO_RECIPE} is missing: run the demo from a checkout of affect-rl.")
-    return run_pipeline_file(str(DEMO_RECIPE), output_dir=output_dir)
+def run_demo(output_dir: str = "runs/demo", recipe: str = "demo") -> dict:
+    """The README's main command: a demo pipeline (``recipes/<recipe>/pipeline.yaml``) on the built-in
+    models and data."""
+    if recipe not in DEMO_RECIPES:
+        raise ConfigError(f"Unknown demo recipe {recipe!r}; choose one of: {', '.join(DEMO_RECIPES)}.")
+    path = RECIPES / recipe / "pipeline.yaml"
+    if not path.is_file():
+        raise ConfigError(f"The demo recipe {path} is missing: run the demo from a checkout of affect-rl.")
+    return run_pipeline_file(str(path), output_dir=output_dir)
 
 
 def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: list[str] | None = None) -> dict:
