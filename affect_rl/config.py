@@ -4,8 +4,10 @@ A stage recipe is one flat YAML mapping whose keys are the fields of four datacl
 TRL's ``ModelConfig`` (model and LoRA), :class:`~affect_rl.data.DataArguments` (data and
 template), :class:`RecipeArguments` (rewards and stage options) and TRL's ``SFTConfig`` or
 ``GRPOConfig`` (training). ``--key value`` on the command line wins over the YAML. Unknown
-keys, wrong types and bad combinations raise :class:`~affect_rl.errors.ConfigError` naming
-the file and the key, before any model loads.
+keys, wrong types, duplicated YAML keys, non-finite numbers, non-positive sizes and bad
+combinations raise :class:`~affect_rl.errors.ConfigError` naming the file and the key, before
+any model loads. affect-rl types the values itself (rather than through ``HfArgumentParser``)
+so that these errors name the recipe file and suggest the key that was meant.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import importlib.util
+import math
 import os
 import types
 import typing
@@ -23,11 +27,28 @@ from typing import Any, Literal, Union
 import yaml
 
 from affect_rl.data import DataArguments
-from affect_rl.errors import ConfigError
+from affect_rl.data.tasks import get_task
+from affect_rl.errors import ConfigError, EnvironmentProblem
 from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
 from affect_rl.models import DEFAULT_MODEL
 
-STAGES = ("sft", "grpo")
+TRAINING_STAGES = ("sft", "grpo")
+DATA_STAGES = ("select", "synthesize")  # they generate and score; nothing is trained
+STAGES = TRAINING_STAGES + DATA_STAGES
+
+# Sizes and counts that must be at least 1 (None, where a field allows it, keeps its meaning).
+POSITIVE_KEYS = frozenset({
+    "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+    "eval_accumulation_steps", "num_train_epochs", "num_generations", "num_generations_eval",
+    "max_completion_length", "max_prompt_length", "max_length", "generation_batch_size", "steps_per_generation",
+    "num_iterations", "lora_r", "lora_alpha", "vllm_tensor_parallel_size", "max_train_samples",
+    "max_test_samples", "save_total_limit", "logging_steps", "save_steps", "eval_steps", "temperature",
+})
+# Counts where 0 is meaningful ("none") but a negative number is not.
+NON_NEGATIVE_KEYS = frozenset({
+    "warmup_steps", "dataloader_num_workers", "num_sample_prompts", "seed", "data_seed", "split_seed",
+    "weight_decay", "max_grad_norm", "beta", "lora_dropout",
+})
 
 
 @dataclass
@@ -38,8 +59,9 @@ class RecipeArguments:
     rewards: list[dict] = field(
         default_factory=list,
         metadata={
-            "help": "GRPO rewards, each {name: NAME, weight: W, OPTION: VALUE...}; `affect-rl rewards` lists "
-            "names and options. Weights become GRPOConfig.reward_weights."
+            "help": "GRPO rewards, each {name: NAME, weight: W, OPTION: VALUE...}, optionally applies_to: "
+            "{COLUMN: [values]} to score only those rows; NAME may be module:function or path/file.py:function. "
+            "`affect-rl rewards` lists names and options. Weights become GRPOConfig.reward_weights."
         },
     )
     # Starting from an SFT checkpoint trained with LoRA
@@ -65,6 +87,14 @@ class RecipeArguments:
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}
     )
+    # Tracking (with report_to: wandb; the run's name is TRL's run_name; affect_rl/tracking.py)
+    wandb_project: str | None = field(
+        default=None, metadata={"help": "W&B project of this stage's run (default: $WANDB_PROJECT, else affect-rl)."}
+    )
+    wandb_entity: str | None = field(
+        default=None, metadata={"help": "W&B entity (user or team) of this stage's run (default: $WANDB_ENTITY, "
+                                "else your W&B default)."}
+    )
 
 
 @dataclass
@@ -81,7 +111,15 @@ class StageConfig:
 
 
 def training_config_class(stage: str):
-    """TRL's config dataclass for ``stage``."""
+    """The stage's own settings: TRL's config dataclass for a training stage, affect-rl's for a data stage."""
+    if stage == "select":
+        from affect_rl.select import SelectArguments
+
+        return SelectArguments
+    if stage == "synthesize":
+        from affect_rl.synthesize import SynthesizeArguments
+
+        return SynthesizeArguments
     from trl import GRPOConfig, SFTConfig
 
     return {"sft": SFTConfig, "grpo": GRPOConfig}[stage]
@@ -113,17 +151,25 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str) -> Stage
         if key not in field_owner:
             raise ConfigError(unknown_key_message(key, field_owner, source, stage))
         owner = groups[field_owner[key]]
-        routed[field_owner[key]][key] = coerce(value, field_types(owner)[key], key, source)
+        routed[field_owner[key]][key] = check_range(key, coerce(value, field_types(owner)[key], key, source), source)
 
     routed["model"].setdefault("model_name_or_path", DEFAULT_MODEL)
     routed["training"].setdefault("output_dir", f"runs/{stage}")
-    routed["training"].setdefault("report_to", "none")
-    apply_hardware_defaults(routed["training"])
-    if stage == "grpo":
-        routed["training"].setdefault("reward_weights", validate_rewards(routed["recipe"].get("rewards", []), source))
+    if stage in TRAINING_STAGES:
+        routed["training"].setdefault("report_to", "none")
+        apply_hardware_defaults(routed["training"])
+        # transformers' default (true) logs a NaN or inf loss as the mean of the previous ones,
+        # which would hide the divergence that affect_rl.health stops training on.
+        routed["training"].setdefault("logging_nan_inf_filter", False)
+    check_quantization(routed["model"], source)
 
     built = {group: construct(groups[group], kwargs, source) for group, kwargs in routed.items()}
-    return StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
+    cfg = StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)
+    if stage in ("grpo", *DATA_STAGES):
+        entries = validate_rewards(cfg)
+        if stage == "grpo" and "reward_weights" not in routed["training"]:
+            cfg.training.reward_weights = [entry.weight for entry in entries]
+    return cfg
 
 
 def build_arguments(cls, values: dict[str, Any], source: str, command: str):
@@ -142,27 +188,62 @@ def build_data_arguments(values: dict[str, Any], source: str) -> DataArguments:
     return build_arguments(DataArguments, values, source, "data inspect")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error.
+
+    Plain ``yaml.safe_load`` keeps the last of two equal keys, so a recipe that sets
+    ``learning_rate`` twice silently trains with the second value.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicated key {key!r} on line {line} (first on line {seen[key]}): keep one",
+                    key_node.start_mark)
+            if isinstance(key, typing.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that rejects duplicated keys (:class:`UniqueKeyLoader`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 def read_yaml_mapping(path: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file, or a ConfigError saying what is wrong with it."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"Recipe file {path!r} does not exist. Pass an existing YAML file, e.g. recipes/demo/sft.yaml.")
     try:
-        loaded = yaml.safe_load(file.read_text()) or {}
+        loaded = load_yaml(file.read_text(encoding="utf-8")) or {}
+    except yaml.constructor.ConstructorError as error:
+        raise ConfigError(f"{path}: {error.problem}.") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        detail = " ".join(str(error).split())  # one line
+        raise ConfigError(f"{path} is not valid YAML: {detail}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): save it as UTF-8.") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values, not a {type(loaded).__name__}.")
     return loaded
 
 
 def parse_overrides(arguments: list[str]) -> dict[str, Any]:
-    """``["--lr", "1e-4", "--flag", "--k=v"]`` -> ``{"lr": "1e-4", "flag": True, "k": "v"}``.
+    """``["--lr", "1e-4", "--flag", "--k=v", "--to", "a", "b"]`` ->
+    ``{"lr": "1e-4", "flag": True, "k": "v", "to": ["a", "b"]}``.
 
-    Values stay strings (typed later against the field); dashes in keys become underscores.
+    Values stay strings (typed later against the field); several values make a list (as
+    ``nargs="+"``); dashes in keys become underscores.
 
-    >>> parse_overrides(["--max_steps", "5", "--use-peft", "--report_to=none"])
-    {'max_steps': '5', 'use_peft': True, 'report_to': 'none'}
+    >>> parse_overrides(["--max_steps", "5", "--use-peft", "--seed=3", "--report_to", "wandb", "tensorboard"])
+    {'max_steps': '5', 'use_peft': True, 'seed': '3', 'report_to': ['wandb', 'tensorboard']}
     """
     parsed: dict[str, Any] = {}
     index = 0
@@ -174,11 +255,12 @@ def parse_overrides(arguments: list[str]) -> dict[str, Any]:
         key = key.replace("-", "_")
         if has_value:
             parsed[key] = value
-        elif index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
-            parsed[key] = arguments[index + 1]
-            index += 1
         else:
-            parsed[key] = True
+            values = []
+            while index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
+                values.append(arguments[index + 1])
+                index += 1
+            parsed[key] = True if not values else values[0] if len(values) == 1 else values
         index += 1
     return parsed
 
@@ -283,7 +365,7 @@ def _parse_structured(value: Any, kind: type) -> Any:
     if isinstance(value, kind):
         return value
     if isinstance(value, str):
-        parsed = yaml.safe_load(value)
+        parsed = load_yaml(value)
         if isinstance(parsed, kind):
             return parsed
         if kind is list:
@@ -311,6 +393,51 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def check_range(key: str, value: Any, source: str) -> Any:
+    """``value`` if it is in range for ``key``, else a ConfigError: no NaN or infinite number
+    anywhere, values of :data:`POSITIVE_KEYS` above 0 (``logging_steps: 0.1`` is a fraction of
+    the run), of :data:`NON_NEGATIVE_KEYS` at least 0, ``max_steps`` -1 or at least 1.
+
+    >>> check_range("max_steps", -1, "x.yaml")
+    -1
+    """
+    numbers = value if isinstance(value, list) else [value]
+    for number in numbers:
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ConfigError(f"{source}: {key!r} must be a finite number, got {number!r}.")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    if key == "max_steps" and value != -1 and value < 1:
+        raise ConfigError(f"{source}: 'max_steps' must be -1 (train for num_train_epochs) or at least 1, got {value!r}.")
+    if key in POSITIVE_KEYS and value <= 0:
+        raise ConfigError(f"{source}: {key!r} must be positive, got {value!r}.")
+    if key in NON_NEGATIVE_KEYS and value < 0:
+        raise ConfigError(f"{source}: {key!r} must be 0 or more, got {value!r}.")
+    return value
+
+
+def check_quantization(model: dict[str, Any], source: str) -> None:
+    """``load_in_4bit`` / ``load_in_8bit`` load the weights through bitsandbytes (applied in
+    ``affect_rl.models``); check here that they can be: one of them, trained through LoRA, on a
+    CUDA GPU with bitsandbytes installed."""
+    wanted = [key for key in ("load_in_4bit", "load_in_8bit") if model.get(key)]
+    if not wanted:
+        return
+    if len(wanted) == 2:
+        raise ConfigError(f"{source}: load_in_4bit and load_in_8bit are exclusive: set one of them.")
+    if not model.get("use_peft"):
+        raise ConfigError(f"{source}: {wanted[0]} needs use_peft: true (quantized weights are frozen; "
+                          "only a LoRA adapter on top of them can train).")
+    problems = []
+    if importlib.util.find_spec("bitsandbytes") is None:
+        problems.append("bitsandbytes is not installed (pip install bitsandbytes)")
+    if not cuda_available():
+        problems.append("no CUDA GPU is visible (bitsandbytes quantizes on the GPU)")
+    if problems:
+        raise EnvironmentProblem(f"{source}: {wanted[0]}: true cannot run here: {'; '.join(problems)}. "
+                                 f"Remove {wanted[0]} to train unquantized weights.")
+
+
 def apply_hardware_defaults(training: dict[str, Any]) -> None:
     """CPU-aware defaults for keys the recipe left unset.
 
@@ -332,28 +459,33 @@ def apply_hardware_defaults(training: dict[str, Any]) -> None:
     training.setdefault("bf16", cpu_supports_bf16())
 
 
-def validate_rewards(reward_specs: list[dict], source: str) -> list[float]:
-    """Check reward names and options before any model loads; return their weights."""
-    import rewards
-    import rewards.errors
+def reward_stage(cfg: StageConfig):
+    """What the stage decides for its rewards: template, completion budget, the task's gold columns."""
+    from rewards.base import StageContext
 
-    if not reward_specs:
-        raise ConfigError(f"{source}: a GRPO stage needs `rewards:`, e.g. [{{name: format, weight: 1.0}}]. "
-                          f"Available rewards: {', '.join(rewards.available())}.")
-    weights = []
-    for position, reward_spec in enumerate(reward_specs, start=1):
-        if not isinstance(reward_spec, dict) or "name" not in reward_spec:
-            raise ConfigError(f"{source}: rewards[{position}] must be a mapping with a `name`, got {reward_spec!r}.")
-        options = {k: v for k, v in reward_spec.items() if k not in ("name", "weight")}
-        try:
-            rewards.check_options(reward_spec["name"], options)
-            weights.append(float(reward_spec.get("weight", 1.0)))
-        except rewards.errors.ConfigError as error:
-            raise ConfigError(f"{source}: rewards[{position}]: {error}") from None
-        except (TypeError, ValueError):
-            raise ConfigError(f"{source}: rewards[{position}].weight must be a number, "
-                              f"got {reward_spec.get('weight')!r}.") from None
-    return weights
+    return StageContext(
+        template=cfg.data.template,
+        max_completion_length=getattr(cfg.training, "max_completion_length", None),
+        columns=get_task(cfg.data.task).reward_columns,
+    )
+
+
+def task_gold_columns(task: str) -> tuple[str, ...]:
+    """The dataset columns holding a task's gold values (logged beside each completion)."""
+    return get_task(task).gold_columns
+
+
+def validate_rewards(cfg: StageConfig) -> list:
+    """The stage's ``rewards:`` list as typed entries (``rewards.entries.RewardEntry``), checked
+    against the stage before any model loads: names, weights, routing, every option, and options
+    that contradict the stage. Errors are ConfigErrors naming the recipe and ``rewards[i]``."""
+    import rewards.errors
+    from rewards.entries import parse_entries
+
+    try:
+        return parse_entries(cfg.recipe.rewards, cfg.source, reward_stage(cfg))
+    except rewards.errors.ConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def construct(cls, kwargs: dict[str, Any], source: str):

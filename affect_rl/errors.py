@@ -10,7 +10,8 @@ wrong and how to fix it.
 from rewards import errors as _rewards_errors
 from rewards.errors import JudgeError, RewardError
 
-__all__ = ["AffectRLError", "ConfigError", "DataError", "EnvironmentProblem", "JudgeError", "RewardError"]
+__all__ = ["AffectRLError", "ConfigError", "DataError", "EnvironmentProblem", "JudgeError", "RewardError",
+           "TrainingDiverged"]
 
 
 class AffectRLError(RewardError):
@@ -27,3 +28,7 @@ class DataError(AffectRLError, _rewards_errors.DataError):
 
 class EnvironmentProblem(AffectRLError, _rewards_errors.EnvironmentProblem):
     """Something missing from the machine: a package, a GPU, a model file."""
+
+
+class TrainingDiverged(AffectRLError):
+    """The loss or the reward became NaN or infinite; training stopped (``affect_rl.health``)."""

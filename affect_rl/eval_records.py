@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from affect_rl.metrics import letter_set_f1, rouge_l
-from rewards.accuracy import MATCHES, chosen_options, labels_match
+from affect_rl.metrics import rouge_l
+from rewards.choice import LETTERS, chosen_options, set_f1
+from rewards.labels import closest_label, labels_match
 from rewards.action_units import cited_aus, consistency_score, gold_aus
 from rewards.templates import get_template, parse_confidence
 from rewards.wheel import split_labels
@@ -45,15 +46,9 @@ def classes_of(rows: Sequence[dict], task: str, label_set: Sequence[str] | None 
 
 
 def predicted_class(answer: str | None, classes: Sequence[str]) -> str | None:
-    """The class an answer names: the first level (exact, inflection, synonym) at which exactly
-    one class matches decides; None when none (or several) do."""
-    if answer is None:
-        return None
-    for level in MATCHES:
-        hits = [label for label in classes if labels_match(answer, label, level)]
-        if hits:
-            return hits[0] if len(hits) == 1 else None
-    return None
+    """The class an answer names (``rewards.labels.closest_label``), or None when none (or several) do."""
+    index = None if answer is None else closest_label(answer, list(classes))
+    return None if index is None else classes[index]
 
 
 def reference_reasoning(row: dict, template) -> str | None:
@@ -92,10 +87,10 @@ def score_rows(
             record["gold_emotions"] = split_labels(gold["emotions"])
             record["correct"] = float(top_word is not None and any(labels_match(top_word, w) for w in record["gold_emotions"]))
         elif task == "choice":
-            chosen = chosen_options(answer, gold["options"]) if answer is not None else []
-            record.update(gold_letters=list(gold["answer"]), chosen_letters=chosen,
-                          correct=float(sorted(chosen) == sorted(gold["answer"])),
-                          set_f1=letter_set_f1(chosen, gold["answer"]))  # fmt: skip
+            chosen = (chosen_options(answer, gold["options"]) if answer is not None else None) or frozenset()
+            correct = frozenset(LETTERS.index(letter) for letter in gold["answer"])
+            record.update(gold_letters=list(gold["answer"]), chosen_letters=[LETTERS[i] for i in sorted(chosen)],
+                          correct=float(chosen == correct), set_f1=set_f1(chosen, correct))  # fmt: skip
         else:
             record["gold_class"] = gold_label(gold, task)
             record["predicted_class"] = predicted_class(answer, classes)

@@ -1,9 +1,10 @@
-"""Greedy generation for evaluation: one completion per chat prompt, in order.
+"""Generation for evaluation and data stages: completions of chat prompts, in order.
 
-vLLM when it is installed and a CUDA GPU is visible, otherwise batched HF ``generate`` (left
-padding, prompts of similar length batched together, bf16 weights on GPUs and CPUs with native
-bf16). ``Completions`` carries, beside the texts, each completion's token count and whether it
-was cut at ``max_new_tokens``.
+Greedy by default (evaluation); ``Sampling`` draws several completions per prompt (the select
+and synthesize stages). vLLM when it is installed and a CUDA GPU is visible, otherwise batched
+HF ``generate`` (left padding, prompts of similar length batched together, bf16 weights on GPUs
+and CPUs with native bf16). ``Completions`` carries, beside the texts, each completion's token
+count and whether it was cut at ``max_new_tokens``.
 
 Prompts with images (a vision-language model) go through the model's processor: the images become
 content parts of the first user turn (as TRL's trainers build them), and the processor tokenises
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -44,6 +46,23 @@ class Completions(list):
         self.truncated = list(truncated)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How completions are drawn: ``n`` per prompt at ``temperature`` (0: greedy) and ``top_p``."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+GREEDY = Sampling()
+
+
 def vllm_usable() -> bool:
     """True when vLLM is importable and torch sees a CUDA GPU (vLLM's only supported setup here)."""
     return importlib.util.find_spec("vllm") is not None and cuda_available()
@@ -55,13 +74,15 @@ def generate_completions(
     batch_size: int = 16,
     max_new_tokens: int = 256,
     progress: bool = True,
+    sampling: Sampling = GREEDY,
     images: Sequence[list] | None = None,
 ) -> Completions:
-    """Greedy completions of chat ``prompts`` (message lists), one string per prompt, in order.
+    """Completions of chat ``prompts`` (message lists), ``sampling.n`` per prompt, prompt-major
+    (prompt i's completions at ``i * n ... i * n + n - 1``); greedy unless ``sampling`` samples.
 
     ``images``: per prompt, its image values (paths, Image features or PIL images; see
     ``affect_rl.data.media``), for a vision-language model. vLLM when ``vllm_usable()``, else HF
-    ``generate`` in batches of ``batch_size``.
+    ``generate`` in batches of ``batch_size`` prompts.
     """
     if not prompts:
         return Completions([], [], [])
@@ -71,12 +92,12 @@ def generate_completions(
     if is_vision_language(model_name_or_path):
         prompts = [multimodal_prompt(prompt, images[i] if images else []) for i, prompt in enumerate(prompts)]
     if vllm_usable() and not is_adapter_folder(resolve_model_path(model_name_or_path)):
-        return _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress)
-    return _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress)
+        return _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling)
+    return _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling)
 
 
 @torch.inference_mode()
-def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress) -> Completions:
+def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling) -> Completions:
     from transformers import GenerationConfig
     from trl import ModelConfig
 
@@ -88,14 +109,18 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
     model, _ = load_causal_lm(ModelConfig(model_name_or_path=model_name_or_path, dtype=dtype), merge_adapter=True)
     model.to(device).eval()
     eos_ids = _eos_token_ids(model, tokenizer)
+    sampled = {} if sampling.greedy else {"temperature": sampling.temperature, "top_p": sampling.top_p}
     config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id
-    )
+        max_new_tokens=max_new_tokens, do_sample=not sampling.greedy, num_return_sequences=sampling.n,
+        eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id, **sampled,
+    )  # fmt: skip
+    torch.manual_seed(sampling.seed)
     texts = [processing_class.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
              for chat in prompts]  # fmt: skip
     # Prompts of similar length share a batch, so little compute goes to padding.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    decoded, num_tokens, truncated = [""] * len(texts), [0] * len(texts), [False] * len(texts)
+    total = len(texts) * sampling.n
+    decoded, num_tokens, truncated = [""] * total, [0] * total, [False] * total
     with tqdm(total=len(texts), desc=f"generate {model_name_or_path}", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
@@ -105,11 +130,13 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
                 **({"images": batch_images} if any(batch_images) else {}),
             ).to(device)  # fmt: skip
             output = model.generate(**inputs, generation_config=config)
-            for row, tokens in zip(batch, output[:, inputs["input_ids"].shape[1] :].tolist()):
+            generated = output[:, inputs["input_ids"].shape[1] :].tolist()
+            for position, tokens in enumerate(generated):  # generate returns each prompt's n in a row
+                slot = batch[position // sampling.n] * sampling.n + position % sampling.n
                 end = next((k + 1 for k, token in enumerate(tokens) if token in eos_ids), None)
-                truncated[row] = end is None
-                num_tokens[row] = len(tokens) if end is None else end
-                decoded[row] = tokenizer.decode(tokens[: num_tokens[row]], skip_special_tokens=True)
+                truncated[slot] = end is None
+                num_tokens[slot] = len(tokens) if end is None else end
+                decoded[slot] = tokenizer.decode(tokens[: num_tokens[slot]], skip_special_tokens=True)
             bar.update(len(batch))
     del model
     gc.collect()
@@ -157,20 +184,21 @@ def vllm_image_inputs(processor, prompts: Sequence[list[dict]]) -> list[dict]:
     return inputs
 
 
-def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress) -> Completions:
+def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling) -> Completions:
     from vllm import LLM, SamplingParams
 
     path = resolve_model_path(model_name_or_path)
-    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+    params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                            max_tokens=max_new_tokens, skip_special_tokens=True, seed=sampling.seed)  # fmt: skip
     if is_vision_language(model_name_or_path):
         most_images = max(len(_prompt_images(prompt)) for prompt in prompts)
-        llm = LLM(model=path, seed=0, limit_mm_per_prompt={"image": max(1, most_images)})
-        inputs = vllm_image_inputs(load_processing_class(model_name_or_path), prompts)
-        results = llm.generate(inputs, params, use_tqdm=progress)
+        llm = LLM(model=path, seed=sampling.seed, limit_mm_per_prompt={"image": max(1, most_images)})
+        results = llm.generate(vllm_image_inputs(load_processing_class(model_name_or_path), prompts), params,
+                               use_tqdm=progress)  # fmt: skip
     else:
-        llm = LLM(model=path, seed=0)
+        llm = LLM(model=path, seed=sampling.seed)
         results = llm.chat(list(prompts), params, use_tqdm=progress)
-    outputs = [result.outputs[0] for result in results]
+    outputs = [output for result in results for output in result.outputs]
     # Free the GPU before the next checkpoint of the same report loads.
     del llm
     gc.collect()

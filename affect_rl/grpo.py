@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import importlib.util
 
-import rewards
-from affect_rl.config import StageConfig
+from affect_rl.config import StageConfig, task_gold_columns, validate_rewards
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_grpo_dataset
-from affect_rl.diagnostics import with_diagnostics
+from affect_rl.diagnostics import WithDiagnostics
 from affect_rl.errors import EnvironmentProblem
 from affect_rl.hardware import cuda_available
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.scoring import build_reward_functions
-from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
+from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
-from rewards.templates import get_template
 
 
 def check_vllm_available(training_args) -> None:
@@ -43,17 +41,15 @@ def check_vllm_available(training_args) -> None:
 
 
 def reward_functions_with_diagnostics(cfg: StageConfig) -> list:
-    """The recipe's reward functions (weights are already in GRPOConfig.reward_weights), one
-    wrapped to log the reward-hacking diagnostics."""
+    """The recipe's reward functions (weights are already in GRPOConfig.reward_weights), the first
+    synchronous one wrapped to log the reward-hacking diagnostics and the rows' gold values."""
     from trl.trainer.utils import is_async_callable
 
-    reward_fns, _ = build_reward_functions(cfg.recipe.rewards, cfg.source)
-    template = cfg.data.template
-    format_fn = rewards.build("format", template=template)
+    reward_fns, _ = build_reward_functions(validate_rewards(cfg))
     # Wrap a synchronous reward: TRL runs async ones (judges) concurrently on its own loop.
     index = next((i for i, fn in enumerate(reward_fns) if not is_async_callable(fn)), None)
     if index is not None:
-        reward_fns[index] = with_diagnostics(reward_fns[index], format_fn, get_template(template))
+        reward_fns[index] = WithDiagnostics(reward_fns[index], cfg.data.template, task_gold_columns(cfg.data.task))
     return reward_fns
 
 
@@ -67,15 +63,18 @@ def build_trainer(cfg: StageConfig):
     splits = load_stage_data(cfg)
     train_dataset = to_grpo_dataset(splits["train"], cfg.data)
 
-    prepare_tracking(cfg.training)
-    model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
+    prepare_tracking(cfg)
+    trust = cfg.training.trust_remote_code
+    model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter,
+                                              trust_remote_code=trust)
     score_labelled_positions_only()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fns,
         args=cfg.training,
         train_dataset=train_dataset,
-        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="left"),
+        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="left",
+                                               trust_remote_code=trust),  # a VLM's processor: TRL adds its images
         peft_config=None if continues_adapter else training_setup(model, cfg.model, cfg.recipe),
     )
     return trainer, splits
@@ -83,7 +82,8 @@ def build_trainer(cfg: StageConfig):
 
 def train(cfg: StageConfig):
     """Run the GRPO stage described by ``cfg``; returns the trainer after saving the model."""
+    begin_stage(cfg)
     trainer, splits = build_trainer(cfg)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.training))
+    run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

@@ -73,17 +73,6 @@ def choice_scores(records: Sequence[dict]) -> dict[str, float]:
     return {"exact_match": mean_field(records, "correct"), "set_f1": mean_field(records, "set_f1")}
 
 
-def letter_set_f1(chosen: Sequence[str], gold: Sequence[str]) -> float:
-    """F1 of two letter sets (0 when either is empty).
-
-    >>> letter_set_f1(["A", "B"], ["A", "C"]), letter_set_f1([], ["A"])
-    (0.5, 0.0)
-    """
-    chosen, gold = set(chosen), set(gold)
-    both = len(chosen & gold)
-    return 2 * both / (len(chosen) + len(gold)) if both else 0.0
-
-
 def calibration_scores(records: Sequence[dict], n_bins: int = 10) -> dict[str, float]:
     """ECE, Brier and AUROC of the verbalised confidences, over rows that state one.
 

@@ -18,6 +18,7 @@ projector are trained fully or frozen as the recipe says.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -135,26 +136,31 @@ def materialise(embedded: EmbeddedModel, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_tokenizer(name_or_path: str, padding_side: str = "left"):
+def load_tokenizer(name_or_path: str, padding_side: str = "left", trust_remote_code: bool = False):
     """The tokenizer of a model, with a pad token and the given padding side.
 
-    GRPO needs left padding for batched generation; SFT does not care.
+    GRPO needs left padding for batched generation; SFT does not care. ``trust_remote_code``
+    lets a checkpoint's own Python code run (off unless the recipe sets it).
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    path = resolve_model_path(name_or_path)
+    with remote_code_hint(path, trust_remote_code):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     _set_padding(tokenizer, padding_side)
     return tokenizer
 
 
-def load_processing_class(name_or_path: str, padding_side: str = "left"):
+def load_processing_class(name_or_path: str, padding_side: str = "left", trust_remote_code: bool = False):
     """What TRL's trainers take as ``processing_class``: the processor of a vision-language model
     (its tokenizer padded on ``padding_side``), else the tokenizer."""
-    if not is_vision_language(name_or_path):
-        return load_tokenizer(name_or_path, padding_side)
+    if not is_vision_language(name_or_path, trust_remote_code):
+        return load_tokenizer(name_or_path, padding_side, trust_remote_code)
     from transformers import AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(resolve_model_path(name_or_path))
+    path = resolve_model_path(name_or_path)
+    with remote_code_hint(path, trust_remote_code):
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     _set_padding(processor.tokenizer, padding_side)
     return processor
 
@@ -170,8 +176,20 @@ def is_adapter_folder(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+@contextlib.contextmanager
+def remote_code_hint(path: str, trust_remote_code: bool):
+    """Turn transformers' refusal to run a checkpoint's own code into a one-line ConfigError."""
+    try:
+        yield
+    except ValueError as error:
+        if trust_remote_code or "trust_remote_code" not in str(error):
+            raise
+        raise ConfigError(f"{path} ships its own Python code, which affect-rl does not run by default: "
+                          "read it, then set `trust_remote_code: true` in the recipe to allow it.") from None
+
+
 @lru_cache(maxsize=64)
-def is_vision_language(name_or_path: str) -> bool:
+def is_vision_language(name_or_path: str, trust_remote_code: bool = False) -> bool:
     """True when the checkpoint (or, for a LoRA adapter folder, its base model) is a
     vision-language model, i.e. ``AutoModelForImageTextToText`` maps its config type."""
     from transformers import AutoConfig
@@ -182,39 +200,47 @@ def is_vision_language(name_or_path: str) -> bool:
         from peft import PeftConfig
 
         path = resolve_model_path(PeftConfig.from_pretrained(path).base_model_name_or_path)
-    return AutoConfig.from_pretrained(path).model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    with remote_code_hint(path, trust_remote_code):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
 
-def _model_class(path: str):
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
-
-    return AutoModelForImageTextToText if is_vision_language(path) else AutoModelForCausalLM
-
-
-def load_causal_lm(model_args, merge_adapter: bool = True):
+def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bool = False):
     """Load the model named by a TRL ``ModelConfig``; returns ``(model, is_trainable_adapter)``.
 
     Text checkpoints load with ``AutoModelForCausalLM``, vision-language ones with
     ``AutoModelForImageTextToText``. A LoRA adapter folder (e.g. an SFT stage trained with
     ``use_peft``) is loaded on top of its base model and either merged into it
-    (``merge_adapter=True``: the next stage sees a plain model and may add a fresh adapter) or kept
-    as the trainable adapter.
+    (``merge_adapter=True``: the next stage sees a plain model and may add a fresh adapter) or
+    kept as the trainable adapter. ``load_in_4bit`` / ``load_in_8bit`` load the weights through
+    bitsandbytes (TRL's ``get_quantization_config``, as its own scripts do; transformers places
+    them on this process's GPU, and ``affect_rl.config`` has checked that bitsandbytes and a GPU
+    are there); an adapter over quantized weights is kept, not merged.
     """
     import torch
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    from trl.trainer.utils import get_quantization_config
 
     path = resolve_model_path(model_args.model_name_or_path)
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     kwargs = {"dtype": dtype, "revision": model_args.model_revision,
-              "attn_implementation": model_args.attn_implementation}
-    if not is_adapter_folder(path):
-        return _model_class(path).from_pretrained(path, **kwargs), False
+              "attn_implementation": model_args.attn_implementation, "trust_remote_code": trust_remote_code}
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    vision = is_vision_language(path, trust_remote_code)
+    model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+    with remote_code_hint(path, trust_remote_code):
+        if not is_adapter_folder(path):
+            return model_class.from_pretrained(path, **kwargs), False
 
-    from peft import PeftConfig, PeftModel
+        from peft import PeftConfig, PeftModel
 
-    base_path = resolve_model_path(PeftConfig.from_pretrained(path).base_model_name_or_path)
-    base = _model_class(base_path).from_pretrained(base_path, **kwargs)
-    model = PeftModel.from_pretrained(base, path, is_trainable=not merge_adapter)
-    return (model.merge_and_unload(), False) if merge_adapter else (model, True)
+        base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
+        base = model_class.from_pretrained(resolve_model_path(base_name), **kwargs)
+    merge = merge_adapter and quantization is None  # merging into 4/8-bit weights would round the adapter away
+    model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
+    return (model.merge_and_unload(), False) if merge else (model, True)
 
 
 # ---- which parts of a vision-language model train ----
@@ -296,8 +322,9 @@ def training_setup(model, model_args, recipe):
     (LoRA on the language model only; the vision tower and projector trained or frozen as
     ``recipe.train_vision_tower`` / ``recipe.train_projector`` say).
     """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
     from trl.trainer.utils import get_peft_config
 
-    if not is_vision_language(model_args.model_name_or_path):
+    if model.config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         return get_peft_config(model_args)
     return vision_training_setup(model, model_args, recipe.train_vision_tower, recipe.train_projector)

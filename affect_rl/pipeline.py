@@ -4,33 +4,50 @@ A pipeline YAML lists stages; each ``sft`` / ``grpo`` stage names its stage reci
 to the pipeline file) plus overrides, and may start from an earlier stage's model
 (``model_from: sft``); an ``eval`` stage compares checkpoints, naming earlier stages or models.
 Everything lands in ``<output_dir>/<stage name>/`` with ``manifest.json`` at the top: stages,
-resolved configs, package versions, git commit, metrics. Re-running the same command skips
-finished stages and resumes an interrupted one from its last checkpoint.
+resolved configs and their hashes, package versions, git commit, metrics.
+
+Re-running the same command skips finished stages and resumes an interrupted one from its last
+complete checkpoint. Before anything runs, every stage's config is hashed and compared with the
+one recorded for its folder (``affect_rl.run_identity``): a stage whose recipe changed stops the
+run with the changed keys. ``--restart STAGE`` moves that stage's folder aside
+(``STAGE.old-TIMESTAMP``) and trains it again, together with the stages that use it;
+``--force`` restarts every stage. ``--skip STAGE`` leaves a stage as it is (a finished one stays
+"done"). A lock file keeps a second run out of the folder.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import subprocess
 import time
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affect_rl import recipe_path
 from affect_rl.config import build_stage_config, read_yaml_mapping
 from affect_rl.errors import ConfigError
-from affect_rl.scoring import build_reward_functions
+from affect_rl.files import move_aside
+from affect_rl.manifest import load_manifest, write_manifest
+from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, split_dataset_from, stages_to_restart,
+                                       validate_pipeline)
+from affect_rl.run_identity import (check_identity, config_hash, mismatch, mismatch_message, read_identity,
+                                    resolved_config, write_identity)
+from affect_rl.run_lock import RunLock
+from affect_rl.tracking import end_stage_run
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-DEMO_RECIPES = ("demo", "faces")  # the text demo (default) and the face-image demo
-STAGE_KINDS = ("sft", "grpo", "eval")
-TRACKED_PACKAGES = ("affect-rl", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "wandb")
-# An eval stage takes every EvalArguments key (output_dir is the stage's folder).
-EVAL_KEYS = {"models", "dataset", "dataset_mixture", "dataset_config", "format", "format_options", "encoding", "task",
-             "template", "system_prompt", "label_set", "column_mapping", "ignore_media", "test_split", "split",
-             "max_test_samples", "batch_size", "max_new_tokens", "n_bootstrap", "seed", "judge", "breakdown_column"}
+DEMO_RECIPES = ("demo", "faces")  # the text demo (the default) and the face-image demo
+DEMO_RECIPE = recipe_path("demo/pipeline.yaml")
+
+
+@dataclass
+class PlannedStage:
+    """A stage as this run would start it: its resolved config (and its hash) and its folder."""
+
+    spec: dict
+    output_dir: Path
+    config: dict
+    hash: str
+    stage_config: Any = None  # the StageConfig of sft/grpo/select/synthesize stages
 
 
 def run_demo(output_dir: str = "runs/demo", recipe: str = "demo") -> dict:
@@ -38,109 +55,176 @@ def run_demo(output_dir: str = "runs/demo", recipe: str = "demo") -> dict:
     models and data."""
     if recipe not in DEMO_RECIPES:
         raise ConfigError(f"Unknown demo recipe {recipe!r}; choose one of: {', '.join(DEMO_RECIPES)}.")
-    path = RECIPES / recipe / "pipeline.yaml"
+    path = recipe_path(f"{recipe}/pipeline.yaml")
     if not path.is_file():
-        raise ConfigError(f"The demo recipe {path} is missing: run the demo from a checkout of affect-rl.")
+        raise ConfigError(f"The demo recipe {path} is missing: reinstall affect-rl (pip install --force-reinstall "
+                          "affect-rl) or run the demo from a checkout.")
     return run_pipeline_file(str(path), output_dir=output_dir)
 
 
-def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: list[str] | None = None) -> dict:
-    """Run every stage of ``recipe_path`` not in ``skip``; returns the manifest."""
+def run_pipeline_file(recipe_path: str, output_dir: str | None = None, skip: list[str] | None = None,
+                      restart: list[str] | None = None, force: bool = False) -> dict:
+    """Run every stage of ``recipe_path`` not in ``skip``, restarting ``restart`` (every stage
+    with ``force``) after moving their old folders aside; returns the manifest."""
     recipe = read_yaml_mapping(recipe_path)
-    stages = validate_pipeline(recipe, recipe_path, skip or [])
+    skip, restart = list(skip or []), list(restart or [])
+    stages = validate_pipeline(recipe, recipe_path, skip, restart)
     run_dir = Path(output_dir or recipe.get("output_dir") or f"runs/{Path(recipe_path).parent.name}")
     run_name = recipe.get("name", run_dir.name)
-    recipe_dir = Path(recipe_path).parent
-    # Every stage recipe and reward is checked before the first stage spends any time.
-    for stage in stages:
-        if stage["stage"] != "eval" and stage["name"] not in (skip or []):
-            cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)
-            if cfg.stage == "grpo":
-                build_reward_functions(cfg.recipe.rewards, cfg.source)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Everything is checked before the first stage spends any time: stage recipes, rewards,
+    # skipped stages that others need, and the config each existing stage folder was made with.
+    plans = {stage["name"]: plan_stage(stage, run_dir, Path(recipe_path).parent, run_name)
+             for stage in stages if stage["name"] not in skip}
     manifest = load_manifest(run_dir, recipe_path, run_name)
-    os.environ.setdefault("WANDB_RUN_GROUP", manifest["run_name"])
+    restarting = stages_to_restart(stages, skip, restart, force)
+    check_skipped_dependencies(stages, skip, manifest)
+    for name, plan in plans.items():
+        if name not in restarting:
+            check_stage_identity(plan, manifest["stages"].get(name))
 
-    for stage in stages:
-        record = manifest["stages"].setdefault(stage["name"], {"kind": stage["stage"], "status": "pending"})
-        if stage["name"] in (skip or []):
-            record["status"] = "skipped"
-        elif record["status"] == "done":
-            print(f"[pipeline] {stage['name']}: already done, skipping ({record['output_dir']})")
-        else:
-            run_stage(stage, record, run_dir, recipe_dir, manifest)
-        write_manifest(run_dir, manifest)
+    lock = RunLock(run_dir).acquire()
+    try:
+        os.environ.setdefault("WANDB_RUN_GROUP", manifest["run_name"])
+        for name in restarting:
+            set_aside(name, plans[name], manifest, run_dir)
+        for stage in stages:
+            run_or_skip(stage, plans.get(stage["name"]), manifest, run_dir, skip)
+    finally:
+        lock.release()
     print(f"[pipeline] manifest: {run_dir / 'manifest.json'}")
     return manifest
 
 
-def validate_pipeline(recipe: dict, source: str, skip: list[str]) -> list[dict]:
-    """Check the stage list before anything runs (stage recipes are checked as they start)."""
-    stages = recipe.get("stages")
-    if not isinstance(stages, list) or not stages:
-        raise ConfigError(f"{source}: `stages:` must be a non-empty list of stages ({', '.join(STAGE_KINDS)}).")
-    unknown_top = set(recipe) - {"name", "output_dir", "stages"}
-    if unknown_top:
-        raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown_top)}; accepted: name, output_dir, stages.")
-    names = []
-    for position, stage in enumerate(stages, start=1):
-        where = f"{source}: stages[{position}]"
-        if not isinstance(stage, dict) or stage.get("stage") not in STAGE_KINDS or "name" not in stage:
-            raise ConfigError(f"{where} needs `name:` and `stage:` (one of {', '.join(STAGE_KINDS)}), got {stage!r}.")
-        if stage["stage"] == "eval":
-            extra = set(stage) - EVAL_KEYS - {"name", "stage"}
-            if extra or "models" not in stage:
-                raise ConfigError(f"{where} (eval) needs `models:` and accepts {sorted(EVAL_KEYS)}; "
-                                  f"unknown: {sorted(extra)}.")
-        elif "config" not in stage:
-            raise ConfigError(f"{where} ({stage['stage']}) needs `config:`, the stage recipe file.")
-        source_stage = stage.get("model_from")
-        if source_stage is not None and source_stage not in names:
-            raise ConfigError(f"{where}: model_from {source_stage!r} must name an earlier stage: {names}.")
-        names.append(stage["name"])
-    unknown_skips = set(skip) - set(names)
-    if unknown_skips:
-        raise ConfigError(f"--skip {sorted(unknown_skips)}: no such stage; stages are {names}.")
-    return stages
-
-
-def run_stage(stage: dict, record: dict, run_dir: Path, recipe_dir: Path, manifest: dict) -> None:
-    """Run one stage, recording its resolved config, output folder, wall time and metrics."""
+def plan_stage(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str) -> PlannedStage:
+    """A stage's resolved config and folder; stage recipes and rewards are fully checked here."""
     output_dir = run_dir / stage["name"]
-    record.update(status="running", output_dir=str(output_dir))
+    if stage["stage"] == "eval":
+        config = {"stage": "eval", **{k: v for k, v in stage.items() if k not in ("name", "stage")}}
+        return PlannedStage(stage, output_dir, config, config_hash(config, output_dir))
+    cfg = training_stage_config(stage, run_dir, recipe_dir, run_name)  # builds its rewards against the stage
+    config = resolved_config(cfg)
+    return PlannedStage(stage, output_dir, config, config_hash(config, output_dir), cfg)
+
+
+def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str):
+    """The StageConfig of an sft/grpo/select/synthesize stage: its recipe file, the pipeline's
+    overrides, and the run's folders (its own output, the model of the stage it starts from, the
+    dataset a data stage wrote)."""
+    config_path = recipe_dir / stage["config"]
+    values = read_yaml_mapping(str(config_path))
+    values.update(stage.get("overrides") or {})
+    values["output_dir"] = str(run_dir / stage["name"])
+    if stage["stage"] not in DATA_KINDS:
+        values.update(resume_from_checkpoint="last", run_name=f"{run_name}-{stage['name']}")
+        if values.get("push_to_hub"):  # a Hub repository named after the run, not <user>/<stage>
+            values.setdefault("hub_model_id", values["run_name"])
+    if stage.get("model_from"):
+        values["model_name_or_path"] = str(run_dir / stage["model_from"])
+    if stage.get("dataset_from"):
+        values.update(dataset_from_values(stage["dataset_from"], run_dir))
+    return build_stage_config(stage["stage"], values, str(config_path))
+
+
+def dataset_from_values(reference: str, run_dir: Path) -> dict:
+    """The data keys that point a stage at a dataset an earlier data stage wrote: its file, with
+    canonical rows split train/test (so no format adapter, mapping or mixture applies)."""
+    stage, dataset = split_dataset_from(reference)
+    return {"dataset": str(run_dir / stage / f"{dataset}.jsonl"), "format": None, "format_options": None,
+            "column_mapping": None, "dataset_mixture": None, "dataset_config": None,
+            "train_split": "train", "test_split": "test"}  # fmt: skip
+
+
+def check_stage_identity(plan: PlannedStage, record: dict | None) -> None:
+    """Stop when the stage's folder (or its manifest record) was made with another config."""
+    name = plan.spec["name"]
+    advice = (f"pass --restart {name} to move it aside and run that stage again (--force restarts every stage), "
+              "or choose another --output_dir")
+    if read_identity(plan.output_dir) is not None:
+        check_identity(plan.output_dir, plan.config, advice)
+        return
+    if record and record.get("status") not in (None, "pending", "skipped") and record.get("config"):
+        recorded = {"config_hash": record.get("config_hash") or config_hash(record["config"], plan.output_dir),
+                    "config": record["config"]}
+        changes = mismatch(recorded, plan.config, plan.output_dir)
+        if changes:
+            raise ConfigError(mismatch_message(plan.output_dir, changes, advice))
+
+
+def set_aside(name: str, plan: PlannedStage, manifest: dict, run_dir: Path) -> None:
+    """Move a restarted stage's folder to ``NAME.old-TIMESTAMP`` and reset its manifest record."""
+    previous = manifest["stages"].get(name, {})
+    moved = list(previous.get("moved_aside", []))
+    if plan.output_dir.exists():
+        target = move_aside(plan.output_dir)
+        moved.append(str(target))
+        print(f"[pipeline] {name}: restarting; the old output is now {target}")
+    manifest["stages"][name] = {"kind": plan.spec["stage"], "status": "pending", "moved_aside": moved}
+    write_manifest(run_dir, manifest)
+
+
+def run_or_skip(stage: dict, plan: PlannedStage | None, manifest: dict, run_dir: Path, skip: list[str]) -> None:
+    name = stage["name"]
+    record = manifest["stages"].setdefault(name, {"kind": stage["stage"], "status": "pending"})
+    if name in skip:
+        if record["status"] != "done":  # a finished stage stays done: its output is still there
+            record["status"] = "skipped"
+        print(f"[pipeline] {name}: skipped (--skip), status {record['status']}")
+    elif record["status"] == "done":
+        print(f"[pipeline] {name}: already done with this config, skipping ({record['output_dir']})")
+    else:
+        run_stage(plan, record, run_dir, manifest)
+    write_manifest(run_dir, manifest)
+
+
+def run_stage(plan: PlannedStage, record: dict, run_dir: Path, manifest: dict) -> None:
+    """Run one stage, recording its resolved config and hash (first), wall time and metrics."""
+    stage = plan.spec
+    record.update(status="running", output_dir=str(plan.output_dir), config_hash=plan.hash, config=plan.config)
+    record.pop("error", None)
     write_manifest(run_dir, manifest)
     started = time.time()
     print(f"[pipeline] {stage['name']}: starting ({stage['stage']})")
-    if stage["stage"] == "eval":
-        record["metrics"] = run_eval_stage(stage, output_dir, manifest)
-    else:
-        record.update(run_training_stage(stage, run_dir, recipe_dir, manifest))
+    try:
+        if stage["stage"] == "eval":
+            write_identity(plan.output_dir, plan.config)
+            record["metrics"] = run_eval_stage(stage, plan.output_dir, manifest)
+        elif stage["stage"] in DATA_KINDS:
+            write_identity(plan.output_dir, plan.config)
+            record.update(run_data_stage(plan))
+        else:
+            record.update(run_training_stage(plan))
+    except KeyboardInterrupt:
+        record["status"] = "interrupted"
+        write_manifest(run_dir, manifest)
+        raise
+    except Exception as error:
+        record.update(status="failed", error=" ".join(f"{type(error).__name__}: {error}".split())[:500])
+        write_manifest(run_dir, manifest)
+        raise
     record.update(status="done", wall_time_s=round(time.time() - started, 1))
     print(f"[pipeline] {stage['name']}: done in {record['wall_time_s']:.0f} s")
 
 
-def training_stage_config(stage: dict, run_dir: Path, recipe_dir: Path, run_name: str):
-    """The StageConfig of an sft/grpo stage: its recipe file, the pipeline's overrides, and the
-    run's folders (its own output, and the model of the stage it starts from)."""
-    config_path = recipe_dir / stage["config"]
-    values = read_yaml_mapping(str(config_path))
-    values.update(stage.get("overrides") or {})
-    values.update(output_dir=str(run_dir / stage["name"]), resume_from_checkpoint="last",
-                  run_name=f"{run_name}-{stage['name']}")
-    if stage.get("model_from"):
-        values["model_name_or_path"] = str(run_dir / stage["model_from"])
-    return build_stage_config(stage["stage"], values, str(config_path))
-
-
-def run_training_stage(stage: dict, run_dir: Path, recipe_dir: Path, manifest: dict) -> dict:
+def run_training_stage(plan: PlannedStage) -> dict:
     from affect_rl import grpo, sft
 
     from affect_rl.data.heldout import recorded_rows
 
-    cfg = training_stage_config(stage, run_dir, recipe_dir, manifest["run_name"])
-    trainer = (sft if stage["stage"] == "sft" else grpo).train(cfg)
-    return {"config": resolved_config(cfg), "metrics": final_train_metrics(trainer.state.log_history),
-            "rows": recorded_rows(cfg.training.output_dir), "model_from": stage.get("model_from")}
+    trainer = (sft if plan.spec["stage"] == "sft" else grpo).train(plan.stage_config)
+    end_stage_run()  # one W&B run per stage
+    identity = read_identity(plan.output_dir) or {}
+    return {"metrics": final_train_metrics(trainer.state.log_history),
+            "resumed_from": identity.get("resumed_from", []),
+            "rows": recorded_rows(plan.output_dir), "model_from": plan.spec.get("model_from")}
+
+
+def run_data_stage(plan: PlannedStage) -> dict:
+    """Run a select or synthesize stage; the manifest records the datasets it wrote and its summary."""
+    from affect_rl.cli import run_loaded_stage
+
+    summary = run_loaded_stage(plan.stage_config)
+    counts = {key: value for key, value in summary.items() if key not in ("datasets", "plot")}
+    return {"datasets": summary["datasets"], "summary": counts, "model_from": plan.spec.get("model_from")}
 
 
 def trained_ancestry(names, manifest: dict) -> list[str]:
@@ -164,11 +248,13 @@ def run_eval_stage(stage: dict, output_dir: Path, manifest: dict) -> dict:
     from affect_rl.data.heldout import trained_on
     from affect_rl.evaluate import build_eval_arguments, evaluate_checkpoints, print_report
 
-    models = {label: manifest["stages"][ref]["output_dir"] if ref in manifest["stages"] else ref
+    models = {label: str(output_dir.parent / ref) if ref in manifest["stages"] else ref
               for label, ref in stage["models"].items()}
     trained = trained_ancestry(stage["models"].values(), manifest)
-    values = {key: value for key, value in stage.items() if key not in ("name", "stage", "models")}
+    values = {key: value for key, value in stage.items() if key not in ("name", "stage", "models", "dataset_from")}
     values.update(models=models, output_dir=str(output_dir))
+    if stage.get("dataset_from"):
+        values.update(dataset_from_values(stage["dataset_from"], output_dir.parent))
     if "dataset" not in values and "dataset_mixture" not in values:
         if not trained:
             raise ConfigError(f"eval stage {stage['name']!r} names no training stage and no dataset; set dataset:")
@@ -194,16 +280,6 @@ def run_eval_stage(stage: dict, output_dir: Path, manifest: dict) -> dict:
     return report.get("summary", {})
 
 
-def resolved_config(cfg) -> dict:
-    """The stage's fully resolved configuration, JSON-ready."""
-    return {
-        "model": dataclasses.asdict(cfg.model),
-        "data": dataclasses.asdict(cfg.data),
-        "recipe": dataclasses.asdict(cfg.recipe),
-        "training": json.loads(cfg.training.to_json_string()),
-    }
-
-
 def final_train_metrics(log_history: list[dict]) -> dict:
     """The last logged value of every metric (loss, rewards, runtime) from a trainer's history."""
     metrics: dict[str, Any] = {}
@@ -212,39 +288,3 @@ def final_train_metrics(log_history: list[dict]) -> dict:
     return metrics
 
 
-def load_manifest(run_dir: Path, recipe_path: str, run_name: str) -> dict:
-    """The run's manifest: the existing one when resuming, else a new one."""
-    path = run_dir / "manifest.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    return {
-        "run_name": run_name,
-        "recipe": str(Path(recipe_path).resolve()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git_commit": git_commit(),
-        "packages": {name: package_version(name) for name in TRACKED_PACKAGES},
-        "stages": {},
-    }
-
-
-def write_manifest(run_dir: Path, manifest: dict) -> None:
-    path = run_dir / "manifest.json"
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(manifest, indent=2, default=str))
-    staging.replace(path)
-
-
-def git_commit() -> str | None:
-    """The commit of the affect-rl checkout, when it is one."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

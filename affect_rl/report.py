@@ -20,6 +20,8 @@ import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from affect_rl.files import atomic_write_text
+
 METRIC_LABELS = {
     "ew_f_level1": "EW F (level 1)",
     "ew_p_level1": "EW P (level 1)",
@@ -142,8 +144,8 @@ def write_report(report: Mapping, output_dir: str | Path) -> dict[str, Path]:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": output_dir / "report.json", "markdown": output_dir / "report.md"}
-    paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(markdown_report(report), encoding="utf-8")
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(paths["markdown"], markdown_report(report))
     paths["metrics_plot"] = plot_metrics(report, output_dir / "metrics.png")
     if report["differences"]:
         paths["differences_plot"] = plot_differences(report, output_dir / "differences.png")

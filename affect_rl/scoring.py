@@ -2,11 +2,12 @@
 
 ``affect-rl score --recipe recipes/demo/grpo.yaml --completions samples.jsonl`` reads one JSON
 object per line (``completion`` as a string or a chat-message list, optional ``prompt``, and
-the gold columns the rewards need, e.g. ``emotions``, ``emotion``, ``aus``), scores every row
-with the recipe's ``rewards:`` list exactly as GRPO would (one batch, the same keyword
-arguments, weighted sum over the rewards that apply), prints each reward's mean and the mean
-weighted total, and writes one JSON line of scores per row. Lengths are counted in words
-here: there is no tokenizer, so ``completion_ids`` is not passed.
+the gold columns the rewards need, e.g. ``emotions``, ``label``, ``aus``), scores every row
+with the recipe's ``rewards:`` list exactly as GRPO would (the stage's template, completion
+budget and task columns filled in, rows routed by ``applies_to``, values range-checked, one
+batch, the same keyword arguments, weighted sum over the rewards that apply), prints each
+reward's mean and the mean weighted total, and writes one JSON line of scores per row.
+Lengths are counted in words here: there is no tokenizer, so ``completion_ids`` is not passed.
 """
 
 from __future__ import annotations
@@ -15,34 +16,52 @@ import asyncio
 import inspect
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
 import rewards
-from affect_rl.config import read_yaml_mapping, validate_rewards
+from affect_rl.config import build_stage_config, read_yaml_mapping, validate_rewards
 from affect_rl.errors import ConfigError, DataError
-from rewards import errors as reward_errors
 from affect_rl.jsonl import read_jsonl, write_jsonl
+from rewards import errors as reward_errors
+from rewards.entries import RewardEntry, build_entries
 
-RESERVED_KEYS = ("name", "weight")
+STAGE_OPTIONS = {"template": "follows the stage's template", "max_length": "follows max_completion_length"}
 
 
-def describe_rewards() -> str:
-    """Every registered reward with its range, summary, and options with their defaults.
+def describe_rewards(custom: Sequence[str] = ()) -> str:
+    """Every registered reward (and each ``custom`` reference) with its range, source, summary,
+    and options with their defaults and accepted values.
 
     >>> "au_f1" in describe_rewards()
     True
     """
-    lines = ["Rewards: write them in a recipe as `rewards: [{name: NAME, weight: W, OPTION: VALUE}, ...]`.", ""]
-    for name in rewards.available():
-        reward = rewards.spec(name)
-        low, high = reward.value_range
-        lines.append(f"{name:<16} range [{low:.4g}, {high:.4g}]")
-        lines.append(f"    {reward.summary}")
-        options = ", ".join(f"{key}: {_yaml_value(value)}" for key, value in reward.options.items())
-        lines.append(f"    options: {options or 'none'}")
-        lines.append("")
+    lines = [
+        "Rewards: write them in a recipe as `rewards: [{name: NAME, weight: W, OPTION: VALUE}, ...]`;",
+        "`applies_to: {COLUMN: [values]}` scores only the rows whose COLUMN holds one of the values.",
+        "NAME may also be your own function or class: module:function or path/to/file.py:function.",
+        "",
+    ]
+    for name in [*rewards.available(), *custom]:
+        lines += describe_reward(name) + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def describe_reward(name: str) -> list[str]:
+    """The lines ``affect-rl rewards`` prints for one reward."""
+    spec = rewards.spec(name)
+    low, high = spec.value_range
+    lines = [f"{name:<16} range [{low:.4g}, {high:.4g}]   source: {spec.source}", f"    {spec.summary}"]
+    accepted = spec.accepted()
+    if not spec.options:
+        return lines + ["    options: none"]
+    lines.append("    options:")
+    for option, default in spec.options.items():
+        shown = "(required)" if default is inspect.Parameter.empty else _yaml_value(default)
+        note = STAGE_OPTIONS.get(option) or ("the task's column where it has one" if option.endswith("_column") else "")
+        lines.append(f"      {option + ':':<17} {shown:<16} {accepted[option]}{'; ' + note if note else ''}")
+    return lines
 
 
 def _yaml_value(value: Any) -> str:
@@ -62,30 +81,17 @@ def _yaml_value(value: Any) -> str:
     return repr(value)
 
 
-def build_reward_functions(reward_specs: list[dict], source: str) -> tuple[list[Callable], list[float]]:
-    """Reward functions and weights of a recipe's ``rewards:`` list, validated before any is built.
+def build_reward_functions(entries: list[RewardEntry]) -> tuple[list[Callable], list[float]]:
+    """The reward callables TRL gets for a stage's entries (``affect_rl.config.validate_rewards``),
+    and their weights. A reward named twice is logged as ``NAME``, ``NAME_2``, ...
 
-    Names and options are checked first (ConfigError naming ``source``, the entry and what is
-    accepted); option values are then checked by each reward's factory. A reward named twice
-    gets ``_2``, ``_3`` suffixes so TRL logs each under its own name.
-
-    >>> fns, weights = build_reward_functions([{"name": "format", "weight": 0.5}, {"name": "format"}], "r.yaml")
+    >>> from rewards.entries import parse_entries
+    >>> entries = parse_entries([{"name": "format", "weight": 0.5}, {"name": "format"}], "r.yaml")
+    >>> fns, weights = build_reward_functions(entries)
     >>> [fn.__name__ for fn in fns], weights
     (['format', 'format_2'], [0.5, 1.0])
     """
-    weights = validate_rewards(reward_specs, source)
-    functions, seen = [], defaultdict(int)
-    for position, reward_spec in enumerate(reward_specs, start=1):
-        name = reward_spec["name"]
-        options = {key: value for key, value in reward_spec.items() if key not in RESERVED_KEYS}
-        try:
-            reward_fn = rewards.build(name, **options)
-        except (reward_errors.ConfigError, TypeError) as error:
-            raise ConfigError(f"{source}: rewards[{position}]: {error}") from None
-        seen[name] += 1
-        reward_fn.__name__ = name if seen[name] == 1 else f"{name}_{seen[name]}"
-        functions.append(reward_fn)
-    return functions, weights
+    return build_entries(entries), [entry.weight for entry in entries]
 
 
 def read_completions(path: str) -> tuple[list[dict], list[int]]:
@@ -118,7 +124,7 @@ def score_rows(functions: list[Callable], rows: list[dict], line_numbers: list[i
                     log_extra=lambda column, values: None, trainer_state=None, **columns)  # fmt: skip
         try:
             scores[reward_fn.__name__] = [_finite_or_none(value) for value in _call(reward_fn, call)]
-        except reward_errors.DataError as error:
+        except (reward_errors.DataError, reward_errors.RangeError) as error:
             raise _locate(error, reward_fn, prompts, completions, columns, line_numbers, path) from None
     return scores, {name: sum(values) / len(values) for name, values in logged.items()}
 
@@ -134,14 +140,14 @@ def _finite_or_none(value) -> float | None:
 
 
 def _locate(error, reward_fn, prompts, completions, columns, line_numbers, path) -> DataError:
-    """The DataError of the first row that fails alone, with its line; else ``error`` with the file."""
+    """The error of the first row that fails alone, with its line; else ``error`` with the file."""
     for index, line_number in enumerate(line_numbers):
         one_row = {name: values[index : index + 1] for name, values in columns.items()}
         one_row.update(prompts=prompts[index : index + 1], completions=completions[index : index + 1],
                        log_metric=lambda k, v: None, log_extra=lambda k, v: None, trainer_state=None)  # fmt: skip
         try:
             _call(reward_fn, one_row)
-        except reward_errors.DataError as row_error:
+        except (reward_errors.DataError, reward_errors.RangeError) as row_error:
             return DataError(f"{path}, line {line_number}: {row_error}")
     return DataError(f"{path}: {error}")
 
@@ -163,7 +169,8 @@ def score_completions(recipe_path: str, completions_path: str, output_path: str 
     """Score a JSONL of completions with a recipe's rewards; print the means, write per-row scores.
 
     Args:
-        recipe_path: a recipe YAML with a ``rewards:`` list (a GRPO stage recipe).
+        recipe_path: a GRPO stage recipe with a ``rewards:`` list (its template, task and
+            ``max_completion_length`` fill the rewards' stage-derived options, as in GRPO).
         completions_path: JSONL rows with ``completion``, optional ``prompt``, gold columns.
         output_path: where the per-row scores go; default ``<completions>.scores.jsonl``.
 
@@ -178,7 +185,7 @@ def score_completions(recipe_path: str, completions_path: str, output_path: str 
         )
     if not isinstance(recipe["rewards"], list):
         raise ConfigError(f"{recipe_path}: `rewards` must be a list of {{name: ..., weight: ...}} mappings.")
-    functions, weights = build_reward_functions(recipe["rewards"], recipe_path)
+    functions, weights = build_reward_functions(validate_rewards(build_stage_config("grpo", recipe, recipe_path)))
     rows, line_numbers = read_completions(completions_path)
     scores, metrics = score_rows(functions, rows, line_numbers, completions_path)
     totals = weighted_totals(scores, weights)

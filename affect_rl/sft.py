@@ -15,7 +15,7 @@ from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_sft_dataset
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
-from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
+from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 
 
@@ -23,6 +23,7 @@ def train(cfg: StageConfig):
     """Run the SFT stage described by ``cfg``; returns the trainer after saving the model."""
     from trl import SFTTrainer
 
+    begin_stage(cfg)
     splits = load_stage_data(cfg)
     report = {}
     train_dataset = to_sft_dataset(splits["train"], cfg.data, report)
@@ -33,8 +34,9 @@ def train(cfg: StageConfig):
     if cfg.training.eval_strategy != "no" and len(splits["test"]):
         eval_dataset = to_sft_dataset(splits["test"], cfg.data)
 
-    prepare_tracking(cfg.training)
-    model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
+    prepare_tracking(cfg)
+    trust = cfg.training.trust_remote_code
+    model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter, trust_remote_code=trust)
     score_labelled_positions_only()
     trainer = SFTTrainer(
         model=model,
@@ -42,9 +44,10 @@ def train(cfg: StageConfig):
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         # A vision-language model's processor: TRL then collates images into the user turn.
-        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="right"),
+        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="right",
+                                               trust_remote_code=trust),
         peft_config=training_setup(model, cfg.model, cfg.recipe),
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(cfg.training))
+    run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

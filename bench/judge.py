@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import rewards
 from affect_rl.models import resolve_model_path
-from rewards.judge_client import LocalJudgeServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from judge_server import LocalJudgeServer  # noqa: E402  (the process manager the integration tests use)
 
 REPLIES = [
     "I'm so sorry. Twelve years is a lifetime together; it makes sense that it hurts this much.",
@@ -42,8 +46,8 @@ def batch(samples: int) -> tuple[list, list]:
         [{"role": "user", "content": f"Speaker: something happened to me today (case {i})."}] for i in range(samples)
     ]
     completions = [
-        f"<understanding>feels hurt</understanding>\n<reasoning>validate</reasoning>\n<emotion>sad</emotion>\n"
-        f"<response>{REPLIES[i % len(REPLIES)]} ({i})</response>"
+        "<|understanding_begin|>feels hurt<|understanding_end|>\n<|reasoning_begin|>validate<|reasoning_end|>\n"
+        f"<|emotion_begin|>sad<|emotion_end|>\n<|response_begin|>{REPLIES[i % len(REPLIES)]} ({i})<|response_end|>"
         for i in range(samples)
     ]
     return prompts, completions

@@ -6,7 +6,7 @@ The completions follow the r1 template (``<think>...</think>\\n<answer>a, b</ans
 emotion lists drawn from the MER wheel vocabulary, everyday emotion words, inflections and
 out-of-vocabulary words; about 15% are malformed (no answer, unclosed or duplicated tags,
 bracketed lists, prose answers, empty answers). Each row carries the gold columns the rewards
-read: ``emotions`` (list), ``emotion`` (one label), ``aus`` (AU numbers); as in GRPO, each
+read: ``emotions`` (list), ``label`` (one label), ``aus`` (AU numbers); as in GRPO, each
 prompt's row comes with 8 completions (``--generations``).
 
 For ``emotion_wheel`` the port of the official MER per-sample code
@@ -100,7 +100,7 @@ def make_rows(n: int, seed: int, generations: int = 8) -> tuple[list[str], dict[
     """
     rng = random.Random(seed)
     vocabulary = sorted(load_wheel_data().format_mapping)
-    completions, columns = [], {"emotions": [], "emotion": [], "aus": []}
+    completions, columns = [], {"emotions": [], "label": [], "aus": []}
     while len(completions) < n:
         label = rng.choice(LABELS)
         gold = [_emotion_word(rng, vocabulary) for _ in range(rng.randint(1, 4))]
@@ -112,7 +112,7 @@ def make_rows(n: int, seed: int, generations: int = 8) -> tuple[list[str], dict[
             think = f"<think>{_reasoning(rng, label)}</think>\n" if rng.random() < 0.97 else "<think>unclosed "
             completions.append(think + _answer_block(rng, predicted))
             columns["emotions"].append(list(gold))
-            columns["emotion"].append(label)
+            columns["label"].append(label)
             columns["aus"].append(list(aus))
     return completions, columns
 

@@ -86,14 +86,59 @@ except Exception as error:  # one line; the caller says how to get around it
 PY
 }
 
-# vllm_rollout_server MODEL HOST_PORT TP DP MEM: the `trl vllm-serve` command (TRL 1.16 flags).
-# trl vllm-serve adds the flags TRL's trainers need (weight-transfer engine, processed logprobs,
-# VLLM_SERVER_DEV_MODE=1) for the installed vLLM version, so it is preferred over plain `vllm serve`.
+# merged_for_vllm MODEL: vLLM cannot load a LoRA adapter folder (one with adapter_config.json, e.g.
+# an SFT stage run with use_peft), so its server gets the merged weights. Sets VLLM_MODEL (MODEL, or
+# MODEL-merged for an adapter) and EXPORT_CMD (the `affect-rl export --merge` that writes
+# MODEL-merged, run before the server starts; empty for a full model).
+merged_for_vllm() {
+    local model=$1
+    VLLM_MODEL=$model EXPORT_CMD=()
+    if [[ -f $model/adapter_config.json ]]; then
+        VLLM_MODEL=${model%/}-merged
+        EXPORT_CMD=(python -m affect_rl.cli export --model "$model" --merge --output "$VLLM_MODEL" --overwrite)
+    fi
+}
+
+# vllm_rollout_server MODEL PORT TP DP MEM HOST: the `trl vllm-serve` command (TRL 1.16 flags),
+# listening on HOST only. trl vllm-serve adds the flags TRL's trainers need (weight-transfer
+# engine, processed logprobs, VLLM_SERVER_DEV_MODE=1) for the installed vLLM version, so it is
+# preferred over plain `vllm serve`. It takes no API key: keep it on an address only the trainers use.
 vllm_rollout_server() {
-    local model=$1 port=$2 tp=$3 dp=$4 mem=$5
+    local model=$1 port=$2 tp=$3 dp=$4 mem=$5 host=$6
     SERVER_CMD=(trl vllm-serve --model "$model" --tensor_parallel_size "$tp" --data_parallel_size "$dp"
-        --host 0.0.0.0 --port "$port")
+        --host "$host" --port "$port")
     [[ -z $mem ]] || SERVER_CMD+=(--gpu_memory_utilization "$mem")
+}
+
+# ── Server exposure and API keys ──
+# Servers bind an address, never 0.0.0.0 unless asked. API keys come from the environment only:
+# they never appear on a command line (visible in `ps`) nor in a printed command or log.
+
+is_loopback() {  # is_loopback HOST: true for addresses only this machine can reach
+    [[ $1 == 127.* || $1 == localhost || $1 == ::1 ]]
+}
+
+# judge_api_key: the judge's API key from the environment (AFFECT_RL_JUDGE_API_KEY, else
+# VLLM_API_KEY), or nothing. The caller exports it; nothing prints it.
+judge_api_key() {
+    echo "${AFFECT_RL_JUDGE_API_KEY:-${VLLM_API_KEY:-}}"
+}
+
+# warn_exposed NAME HOST PORT HAS_KEY [WHY]: a warning on stderr when NAME listens beyond loopback
+# without an API key (WHY says why there is none, e.g. the server takes no key).
+warn_exposed() {
+    local name=$1 host=$2 port=$3 has_key=$4 why=${5:-"export AFFECT_RL_JUDGE_API_KEY (or VLLM_API_KEY) to require one"}
+    is_loopback "$host" || ((has_key)) || \
+        echo "warning: the $name listens on $host:$port without an API key: anyone who can reach that address can use it ($why)" >&2
+}
+
+# refuse_api_key_args ARG...: die if an API key is passed as an argument (it would show in `ps` and logs).
+refuse_api_key_args() {
+    local arg
+    for arg in "$@"; do
+        [[ $arg != --api-key && $arg != --api-key=* ]] || \
+            die "do not pass --api-key: a key on a command line shows in \`ps\` and in logs; export AFFECT_RL_JUDGE_API_KEY (or VLLM_API_KEY) instead"
+    done
 }
 
 # wait_for_server NAME URL PID TIMEOUT_S: poll URL/health until it answers; return 1 if PID exits

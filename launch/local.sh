@@ -22,8 +22,11 @@
 #   --vllm-tp N          vLLM tensor-parallel size (default 1)
 #   --vllm-dp N          vLLM data-parallel size, server mode (default 1; TRL: keep 1 for dense models)
 #   --vllm-port P        vLLM server port (default 8000)
+#   --vllm-host H        address the vLLM server binds (default 127.0.0.1: this machine only; it takes
+#                        no API key, so another address prints a warning)
 #   --vllm-mem F         GPU memory fraction for vLLM (server: its GPUs; colocate: shared, TRL default 0.3)
-#   --vllm-model M       checkpoint the server loads (default: the recipe's model_name_or_path)
+#   --vllm-model M       checkpoint the server loads (default: the recipe's model_name_or_path; a LoRA
+#                        adapter folder is merged first into M-merged by `affect-rl export --merge`)
 #   --server-timeout S   seconds to wait for the vLLM server to answer (default 900)
 #   --log-dir DIR        where vllm.log and train.log go (default logs/local-DATE-TIME)
 #   --dry-run            print the exact commands and exit
@@ -32,7 +35,8 @@ set -euo pipefail
 LAUNCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$LAUNCH_DIR/lib.sh"
 
-gpus="" accelerate=zero2 vllm_mode="" tp=1 dp=1 port=8000 mem="" vllm_model="" timeout=900
+gpus="" accelerate=zero2 vllm_mode="" tp=1 dp=1 port=8000 vllm_host=127.0.0.1 mem="" vllm_model="" timeout=900
+EXPORT_CMD=()
 log_dir="logs/local-$(date +%Y%m%d-%H%M%S)" dry_run=0
 while (($#)); do
     case $1 in
@@ -42,6 +46,7 @@ while (($#)); do
         --vllm-tp) tp=$2; shift 2 ;;
         --vllm-dp) dp=$2; shift 2 ;;
         --vllm-port) port=$2; shift 2 ;;
+        --vllm-host) vllm_host=$2; shift 2 ;;
         --vllm-mem) mem=$2; shift 2 ;;
         --vllm-model) vllm_model=$2; shift 2 ;;
         --server-timeout) timeout=$2; shift 2 ;;
@@ -85,7 +90,10 @@ case $vllm_mode in
     server)
         server_gpus=$((tp * dp))
         ((gpus > server_gpus)) || die "server mode needs more than $server_gpus GPUs ($tp x $dp for vLLM + training); use --vllm colocate"
-        stage_args+=(--use_vllm true --vllm_mode server --vllm_server_host 127.0.0.1 --vllm_server_port "$port")
+        # The trainers run here: they reach a server on 0.0.0.0 through loopback.
+        connect_host=$vllm_host
+        [[ $vllm_host != 0.0.0.0 ]] || connect_host=127.0.0.1
+        stage_args+=(--use_vllm true --vllm_mode server --vllm_server_host "$connect_host" --vllm_server_port "$port")
         ;;
     *) die "--vllm must be server, colocate or off, got '$vllm_mode'" ;;
 esac
@@ -98,7 +106,9 @@ train_cmd=(env "CUDA_VISIBLE_DEVICES=$train_ids" accelerate launch --config_file
 if [[ $vllm_mode == server ]]; then
     server_ids=$(seq -s, "$train_gpus" $((gpus - 1)))
     [[ -n $vllm_model ]] || vllm_model=$(rollout_model "${stage_args[@]}")
-    vllm_rollout_server "$vllm_model" "$port" "$tp" "$dp" "$mem"
+    merged_for_vllm "$vllm_model"
+    vllm_rollout_server "$VLLM_MODEL" "$port" "$tp" "$dp" "$mem" "$vllm_host"
+    warn_exposed "vLLM server" "$vllm_host" "$port" 0 "trl vllm-serve takes no API key"
     server_cmd=(env "CUDA_VISIBLE_DEVICES=$server_ids" "${SERVER_CMD[@]}")
 fi
 
@@ -108,7 +118,8 @@ summary="$gpus GPUs: training on $train_ids ($train_gpus processes, $config_file
 echo "# affect-rl local launch: $summary"
 
 if ((dry_run)); then
-    [[ $vllm_mode != server ]] || { show vllm "${server_cmd[@]}"; echo "[wait] http://127.0.0.1:$port/health"; }
+    ((${#EXPORT_CMD[@]} == 0)) || show export "${EXPORT_CMD[@]}"
+    [[ $vllm_mode != server ]] || { show vllm "${server_cmd[@]}"; echo "[wait] http://$connect_host:$port/health"; }
     show train "${train_cmd[@]}"
     exit 0
 fi
@@ -119,9 +130,11 @@ if [[ $vllm_mode != server ]]; then
     "${train_cmd[@]}" 2>&1 | tee "$log_dir/train.log"
     exit "${PIPESTATUS[0]}"
 fi
-"${server_cmd[@]}" >"$log_dir/vllm.log" 2>&1 &
+((${#EXPORT_CMD[@]} == 0)) || "${EXPORT_CMD[@]}" 2>&1 | tee "$log_dir/export.log"
+# Without VLLM_API_KEY: the `vllm serve` inside trl vllm-serve would refuse TRL's client without a key.
+(unset VLLM_API_KEY; exec "${server_cmd[@]}") >"$log_dir/vllm.log" 2>&1 &
 server_pid=$!
 trap 'stop_jobs "vllm=$server_pid"' INT TERM
-wait_for_server "vLLM server" "http://127.0.0.1:$port" "$server_pid" "$timeout" || { stop_jobs "vllm=$server_pid"; exit 1; }
+wait_for_server "vLLM server" "http://$connect_host:$port" "$server_pid" "$timeout" || { stop_jobs "vllm=$server_pid"; exit 1; }
 "${train_cmd[@]}" > >(tee "$log_dir/train.log") 2>&1 &
 supervise $! "vLLM server=$server_pid"

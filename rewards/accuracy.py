@@ -1,254 +1,151 @@
-"""Answer accuracy: single-label match with inflections and synonyms, or multiple choice.
+"""Answer accuracy: one label (inflections and synonyms allowed) or multiple choice (letters or text).
 
-Source: the accuracy rewards of R1-Omni, Facial-R1 (exact match of the ``<answer>`` label) and
-HumanOmniV2 (multiple-choice exact match); synonym handling through the MER emotion-wheel
-mappings (zeroQiaoba/MERTools, see ``data/emotion_wheel/PROVENANCE.md``), so "angry" matches
-"anger" and "scared" matches "fear".
+Sources: the accuracy rewards of R1-Omni (HumanMLLM/R1-Omni, ``src/r1-v/src/open_r1/grpo.py:54-87``),
+Facial-R1 (RobitsG/Facial-R1, ``src/open-r1-multimodal/src/open_r1/grpo_jsonl.py:793-841``) and
+HumanOmniV2 (HumanMLLM/HumanOmniV2, ``src/open-r1-multimodal/src/open_r1/vlm_modules/qwenomni_module.py:279-347``:
+multiple choice exact, ``emer_ov_mc`` letter-set F1); label matching in ``rewards.labels``,
+option and letter parsing in ``rewards.choice``.
 
->>> labels_match("Angry.", "anger")
-True
->>> labels_match("anger, fear", "anger")
-False
+>>> reward = Accuracy()
+>>> reward(None, ["<answer>Angry</answer>", "<answer>joy</answer>"], label=["anger", "sadness"])
+[1.0, 0.0]
 """
 
 from __future__ import annotations
 
-import re
+from typing import Literal
 
-from rewards.errors import ConfigError
+from rewards.base import Annotated, Between, Reward
+from rewards.choice import LETTERS, chosen_options, gold_options, humanomni_letter_f1, option_texts, set_f1
+from rewards.columns import bad_gold, gold_column, is_missing
+from rewards.labels import Match, labels_match
 from rewards.registry import register
-from rewards.text import completion_text, tag_span
-from rewards.wheel import bad_gold, base_forms, gold_column, synonym_set
-
-MATCHES = ("exact", "inflection", "synonym")
-MODES = ("auto", "label", "choice")
-
-# An emotion label is a word or two; longer spans are sentences, not labels, and never match.
-_MAX_LABEL_CHARS = 200
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# "B", "B.", "B)", "B:", "(B)", "[B]" alone or followed by text ("B. anger"); not "B anger".
-_CHOICE_LETTER = re.compile(r"[(\[]?([A-Za-z])(?:[.:)\]](?=\s|$)|$)")
-_OPTION_PREFIX = re.compile(r"\s*[(\[]?([A-Za-z])[.:)\]]\s+")
+from rewards.text import Fallback, TemplateName, Which, completion_text, read_span, template_span
 
 
-def normalise_label(text: str) -> str:
-    """Lower-case, collapse whitespace, strip punctuation at both ends ('"**Anger!**"' -> 'anger').
+@register
+class Accuracy(Reward):
+    """Accuracy, in [0, 1]: 1.0 if the answer is right, else 0.0 (set F1 for choice rows if asked).
 
-    >>> normalise_label("  **Lip  Corner** ")
-    'lip corner'
+    The answer is the template's answer span (``answer``; ``emotion`` for kardia), or
+    ``answer_span``; ``which`` occurrence, crossing lines unless ``multiline: false``; when it is
+    absent the answer is missing (score 0) or, with ``fallback: completion``, the whole completion.
+
+    - label rows: the answer must equal the row's ``label_column`` at the ``match`` level
+      (``rewards.labels``: verbatim, exact, inflection, synonym). A list or a sentence does not
+      match, so listing every label earns nothing. An empty gold label scores ``empty_gold_score``
+      (None: the row does not apply).
+    - choice rows: ``options_column`` holds the options (lettered A, B, ... by position) and
+      ``answer_column`` the correct letters (``["A", "C"]``, or one letter, or an option's text).
+      The answer names options by letter (``"B"``, ``"(B)"``, ``"A, C"``, ``"AC"``) or by text;
+      ``choice_score: exact`` scores 1 for the exact set, ``f1`` the F1 of the two sets.
+      ``choice_parse: humanomni`` compares as HumanOmniV2's code does instead: exact = the
+      stripped answer equals the stripped gold string (letters joined by ","), f1 = its
+      ``emer_ov_mc``, the F1 of ``answer.split(",")`` and ``gold.split(",")`` without stripping.
+
+    ``mode: auto`` scores a row as a choice when its ``options_column`` value is present, else as a
+    label. A row whose gold is None or NaN gets None ("does not apply"). Never raises on
+    completion text; a missing or malformed gold column raises DataError naming it and the row.
+
+    Published settings (the recipes set them; affect-rl's defaults differ where said):
+
+    - R1-Omni: ``match: verbatim, which: first, multiline: false, fallback: completion``
+      (``re.search(r'<answer>(.*?)</answer>', content)`` without DOTALL, ``.strip()``, ``==``).
+    - Facial-R1: ``match: verbatim, which: last, fallback: completion, empty_gold_score: 0.5``
+      (``re.findall(..., re.DOTALL)[-1].strip() == ground_truth``). Its empty-gold test is
+      ``ground_truth.lstrip("<answer>").rstrip("</answer>")``, which strips characters, so a
+      gold made only of the letters of "<answer>" (e.g. "seas") also scores 0.5 there, not here.
+    - Both try ``math_verify`` first; it never matches an emotion label, and is left out.
+    - HumanOmniV2: ``choice_parse: humanomni``, ``choice_score: exact`` for "multiple choice"
+      rows and ``f1`` for "emer_ov_mc" rows (routed with ``applies_to: {problem_type: [...]}``;
+      its code applies the first row's problem type to the whole batch, here each row is routed).
+    - affect-rl's defaults (``match: synonym``, no fallback) credit "Angry." for "anger" and give
+      an untagged completion nothing.
     """
-    words = " ".join(text.lower().split())
-    start, end = 0, len(words)
-    while start < end and not words[start].isalnum():
-        start += 1
-    while end > start and not words[end - 1].isalnum():
-        end -= 1
-    return words[start:end]
 
+    name = "accuracy"
+    summary = "1 if the answer equals the gold label (inflections/synonyms allowed) or picks the gold options"
+    value_range = (0.0, 1.0)
+    source = "R1-Omni, Facial-R1 (label), HumanOmniV2, Psyche-R1 (multiple choice)"
 
-def labels_match(predicted: str, gold: str, match: str = "synonym") -> bool:
-    """Whether two single labels agree after normalisation, at the ``match`` level.
+    def __init__(
+        self,
+        *,
+        template: TemplateName = "r1",
+        answer_span: str | None = None,
+        mode: Literal["auto", "label", "choice"] = "auto",
+        match: Match = "synonym",
+        which: Which = "first",
+        multiline: bool = True,
+        fallback: Fallback = "none",
+        empty_gold_score: Annotated[float, Between(0, 1)] | None = None,
+        choice_score: Literal["exact", "f1"] = "exact",
+        choice_parse: Literal["lenient", "humanomni"] = "lenient",
+        label_column: str = "label",
+        options_column: str = "options",
+        answer_column: str = "answer",
+    ):
+        self.template, self.answer_span, self.mode, self.match = template, answer_span, mode, match
+        self.which, self.multiline, self.fallback, self.empty_gold_score = which, multiline, fallback, empty_gold_score
+        self.choice_score, self.choice_parse = choice_score, choice_parse
+        self.label_column, self.options_column, self.answer_column = label_column, options_column, answer_column
+        self.span = template_span(self, template, "answer", answer_span, "answer_span")
 
-    - exact: the normalised strings are equal;
-    - inflection: or they share a ``format_mapping`` base form ("angry" / "anger");
-    - synonym: or their ``raw_mapping`` synonym groups intersect ("scared" / "fear").
-
-    Spans over 200 characters (sentences, lists) never match.
-
-    >>> labels_match("scared", "fear", "inflection"), labels_match("scared", "fear")
-    (False, True)
-    """
-    if len(predicted) > _MAX_LABEL_CHARS or len(gold) > _MAX_LABEL_CHARS:
-        return False
-    predicted, gold = normalise_label(predicted), normalise_label(gold)
-    if not predicted or not gold:
-        return False
-    if predicted == gold:
-        return True
-    if match == "exact":
-        return False
-    if not base_forms(predicted).isdisjoint(base_forms(gold)):
-        return True
-    return match == "synonym" and not synonym_set(predicted).isdisjoint(synonym_set(gold))
-
-
-def chosen_option(answer: str, options: list[str], match: str = "synonym") -> int | None:
-    """Index of the option the answer picks, or None (no option, or several equally well).
-
-    A leading letter ("B", "(B)", "B. anger") picks by position; otherwise the answer's text is
-    matched against each option's at the levels exact, then inflection, then synonym (up to
-    ``match``), and the first level with exactly one matching option decides.
-
-    >>> chosen_option("(b)", ["joy", "anger"]), chosen_option("Angry", ["joy", "anger"])
-    (1, 1)
-    """
-    if len(answer) > _MAX_LABEL_CHARS:
-        return None
-    letter = _CHOICE_LETTER.match(answer.strip())
-    if letter:
-        index = _LETTERS.find(letter.group(1).upper())
-        return index if index < len(options) else None
-    for level in MATCHES[: MATCHES.index(match) + 1]:
-        hits = [i for i, option in enumerate(options) if labels_match(answer, option, level)]
-        if hits:
-            return hits[0] if len(hits) == 1 else None
-    return None
-
-
-# "A,C", "A, C", "A and C", "(A) (C)", "A/C": letters joined by separators; "ACD": a run of capitals.
-_LETTER_LIST = re.compile(r"[(\[]?([A-Za-z])[)\].]?(?:\s*(?:,|;|/|&|\band\b|\s)\s*[(\[]?([A-Za-z])[)\].]?)+")
-_LETTER_RUN = re.compile(r"[A-Z]{2,26}")
-
-
-def chosen_options(answer: str, options: list[str], match: str = "synonym") -> list[str]:
-    """The letters an answer picks, sorted: one option as ``chosen_option`` reads it, or several
-    written "A, C", "A,C", "A and C", "(A) (C)" or "ACD", or option texts separated by commas.
-    Empty when the answer names no option, or a letter beyond the options.
-
-    >>> chosen_options("A, C", ["joy", "fear", "pride"]), chosen_options("AC", ["joy", "fear", "pride"])
-    (['A', 'C'], ['A', 'C'])
-    >>> chosen_options("joy, pride", ["joy", "fear", "pride"]), chosen_options("(b)", ["joy", "fear"])
-    (['A', 'C'], ['B'])
-    """
-    text = answer.strip()
-    if not text or len(text) > _MAX_LABEL_CHARS:
-        return []
-    single = chosen_option(text, options, match)
-    if single is not None:
-        return [_LETTERS[single]]
-    letters = None
-    if _LETTER_RUN.fullmatch(text):
-        letters = list(text)
-    elif _LETTER_LIST.fullmatch(text):
-        letters = [letter.upper() for letter in re.findall(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", text.replace("and", ","))]
-    if letters is not None:
-        indices = [_LETTERS.find(letter) for letter in letters]
-        return sorted(set(letters)) if all(0 <= i < len(options) for i in indices) else []
-    picked = [chosen_option(part, options, match) for part in re.split(r",|;|\band\b", text) if part.strip()]
-    if len(picked) < 2 or any(index is None for index in picked):
-        return []
-    return sorted({_LETTERS[index] for index in picked})
-
-
-def option_texts(options) -> list[str]:
-    """Option texts in letter order, from a list ``["joy", ...]`` or a dict ``{"A": "joy", ...}``.
-
-    A leading "A. " / "(A) " naming the option's own letter is dropped. Raises TypeError if malformed.
-    """
-    if isinstance(options, dict):
-        keys = sorted(options, key=lambda key: str(key).upper())
-        if [str(key).upper() for key in keys] != list(_LETTERS[: len(keys)]):
-            raise TypeError("option keys must be the letters A, B, C, ...")
-        options = [options[key] for key in keys]
-    if not isinstance(options, (list, tuple)) or not 0 < len(options) <= len(_LETTERS):
-        raise TypeError("options must be a list of 1-26 strings or a dict letter -> text")
-    if not all(isinstance(option, str) for option in options):
-        raise TypeError("options must be strings")
-    return [_drop_own_letter(option, _LETTERS[i]) for i, option in enumerate(options)]
-
-
-def _drop_own_letter(option: str, letter: str) -> str:
-    prefix = _OPTION_PREFIX.match(option)
-    return option[prefix.end() :] if prefix and prefix.group(1).upper() == letter else option
-
-
-def _gold_index(gold, options: list[str]) -> int | None:
-    """The gold option: a letter ("B", "(B)") or the option's text; None if it names none."""
-    if not isinstance(gold, str):
-        return None
-    letter = _CHOICE_LETTER.match(gold.strip())
-    if letter:
-        index = _LETTERS.find(letter.group(1).upper())
-        return index if index < len(options) else None
-    hits = [i for i, option in enumerate(options) if normalise_label(option) == normalise_label(gold)]
-    return hits[0] if len(hits) == 1 else None
-
-
-def _check_options(mode, match, answer_tag) -> None:
-    if mode not in MODES:
-        raise ConfigError(f"accuracy: mode={mode!r}; accepted modes: {', '.join(MODES)}.")
-    if match not in MATCHES:
-        raise ConfigError(f"accuracy: match={match!r}; accepted levels: {', '.join(MATCHES)}.")
-    if not isinstance(answer_tag, str) or not answer_tag:
-        raise ConfigError(f"accuracy: answer_tag={answer_tag!r}; give a tag name such as 'answer' or 'emotion'.")
-
-
-@register(
-    "accuracy",
-    summary="1 if the answer equals the gold label (inflections/synonyms allowed) or picks the gold option, else 0.",
-    value_range=(0.0, 1.0),
-)
-def accuracy(
-    *,
-    mode: str = "auto",
-    match: str = "synonym",
-    answer_tag: str = "answer",
-    label_column: str = "emotion",
-    options_column: str = "options",
-    choice_column: str = "answer",
-):
-    """Accuracy reward: 1.0 if the answer is right, else 0.0.
-
-    The answer is the first ``<answer_tag>...</answer_tag>`` span (``emotion`` for kardia);
-    no span scores 0.0. Two kinds of rows:
-
-    - label: the answer must be one label equal to the row's ``label_column`` (facial and
-      empathy ``emotion``) under ``labels_match`` at level ``match`` (exact / inflection /
-      synonym). A list or a sentence does not match, so listing every label earns nothing.
-    - choice: the row's ``options_column`` holds the options (a list, lettered A, B, ... by
-      position, or a dict letter -> text) and ``choice_column`` the gold (a letter or the
-      option's text); the answer may give the letter ("B", "(B)", "B. anger") or the text.
-
-    ``mode="auto"`` scores a row as a choice when its ``options_column`` value is present and
-    not None, else as a label. A row whose gold is None gets None ("does not apply").
-    Range {0, 1} (or None). Never raises on completion text; a missing or malformed gold column
-    raises DataError naming the column and the row.
-
-    >>> reward = accuracy()
-    >>> reward(None, ["<answer>Angry</answer>", "<answer>joy</answer>"], emotion=["anger", "sadness"])
-    [1.0, 0.0]
-    >>> reward(None, ["<answer>B</answer>", "<answer>fear</answer>"],
-    ...        options=[["joy", "anger"], ["A. joy", "B. fear"]], answer=["B", "B"])
-    [1.0, 1.0]
-    """
-    _check_options(mode, match, answer_tag)
-
-    def label_score(answer: str | None, gold, row: int) -> float:
-        if not isinstance(gold, str):
-            raise bad_gold("accuracy", label_column, row, gold, "one emotion label (a string)")
-        return float(answer is not None and labels_match(answer, gold, match))
-
-    def choice_score(answer: str | None, options, gold, row: int) -> float:
-        try:
-            texts = option_texts(options)
-        except TypeError as problem:
-            raise bad_gold("accuracy", options_column, row, options, f"a list of option texts ({problem})") from None
-        gold_index = _gold_index(gold, texts)
-        if gold_index is None:
-            expected = f"a letter A-{_LETTERS[len(texts) - 1]} or an option's text"
-            raise bad_gold("accuracy", choice_column, row, gold, expected)
-        return float(answer is not None and chosen_option(answer, texts, match) == gold_index)
-
-    def reward(prompts, completions, **columns) -> list[float | None]:
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
         n_rows = len(completions)
-        answers = [tag_span(completion_text(completion), answer_tag) for completion in completions]
-        if mode == "choice" or (mode == "auto" and columns.get(options_column) is not None):
-            options = gold_column("accuracy", columns, options_column, n_rows, "options_column")
-            choices = gold_column("accuracy", columns, choice_column, n_rows, "choice_column")
+        answers = [
+            read_span(completion_text(completion), self.span, self.which, self.multiline, self.fallback)
+            for completion in completions
+        ]
+        choices = self.mode == "choice" or (self.mode == "auto" and columns.get(self.options_column) is not None)
+        if choices:
+            options = gold_column(self.name, columns, self.options_column, n_rows, "options_column")
+            golds = gold_column(self.name, columns, self.answer_column, n_rows, "answer_column")
         else:
-            options = choices = [None] * n_rows
+            options = golds = [None] * n_rows
         labels = None
         scores = []
         for row, answer in enumerate(answers):
-            if options[row] is not None:
-                gold = choices[row]
-                scores.append(None if gold is None else choice_score(answer, options[row], gold, row))
-            elif mode == "choice":
+            if not is_missing(options[row]):
+                scores.append(self._choice_score(answer, options[row], golds[row], row))
+            elif self.mode == "choice":
                 scores.append(None)
             else:
-                labels = labels or gold_column("accuracy", columns, label_column, n_rows)
-                gold = labels[row]
-                scores.append(None if gold is None else label_score(answer, gold, row))
+                labels = labels or gold_column(self.name, columns, self.label_column, n_rows, "label_column")
+                scores.append(self._label_score(answer, labels[row], row))
         return scores
 
-    return reward
+    def _label_score(self, answer: str | None, gold, row: int) -> float | None:
+        if is_missing(gold):
+            return None
+        if not isinstance(gold, str):
+            raise bad_gold(self.name, self.label_column, row, gold, "one label (a string)")
+        if not gold.strip():
+            return self.empty_gold_score
+        return float(answer is not None and labels_match(answer, gold, self.match))
+
+    def _choice_score(self, answer: str | None, options, gold, row: int) -> float | None:
+        if is_missing(gold):
+            return None
+        try:
+            texts = option_texts(options)
+        except TypeError as problem:
+            expected = f"a list of option texts ({problem})"
+            raise bad_gold(self.name, self.options_column, row, options, expected) from None
+        if self.choice_parse == "humanomni":
+            return self._humanomni_score(answer or "", gold, row)
+        correct = gold_options(gold, texts)
+        if correct is None:
+            expected = f"the correct letters (A-{LETTERS[len(texts) - 1]}, e.g. ['A']) or an option's text"
+            raise bad_gold(self.name, self.answer_column, row, gold, expected)
+        chosen = None if answer is None else chosen_options(answer, texts, self.match)
+        return set_f1(chosen, correct) if self.choice_score == "f1" else float(chosen == correct)
+
+    def _humanomni_score(self, answer: str, gold, row: int) -> float:
+        if isinstance(gold, (list, tuple)) and all(isinstance(letter, str) for letter in gold):
+            gold = ",".join(gold)
+        if not isinstance(gold, str):
+            raise bad_gold(self.name, self.answer_column, row, gold, "the correct letters, e.g. ['B', 'C'] or 'B,C'")
+        if self.choice_score == "f1":
+            return humanomni_letter_f1(answer, gold)
+        return float(answer.strip() == gold.strip())

@@ -7,32 +7,31 @@ emotion wheels, to one wheel label (level1 = the 6-7 innermost families, level2 
 out-of-vocabulary words are dropped.
 
 - ``ew_metric(golds, preds, level)``: the dataset metric, equal to the official code.
-- ``emotion_wheel`` reward: per-sample F1 on each wheel, averaged over the wheels.
+- ``emotion_wheel`` reward (:class:`EmotionWheel`): per-sample F1 on each wheel, averaged over the wheels.
 
 Both work on a whole batch at once: one dict look-up per word, then numpy ORs, popcounts and
 the official arithmetic (same float operations, same order) over (samples x wheels) arrays.
 
 >>> round(ew_metric([["happy", "relieved"]], ["joyful, worried"])[0], 4)
 0.6667
+>>> EmotionWheel()(None, ["<think>...</think>\\n<answer>joyful, relieved</answer>", "no tags"],
+...                emotions=[["happy", "relieved"], ["sad"]])
+[1.0, 0.0]
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from rewards.errors import ConfigError, DataError
+from rewards.base import Annotated, AtLeast, Between, Reward
+from rewards.columns import bad_gold, gold_column, is_missing
+from rewards.errors import DataError
 from rewards.registry import register
-from rewards.text import completion_text, tag_span
-from rewards.wheel import (
-    WHEELS,
-    WordTable,
-    bad_gold,
-    check_level,
-    gold_column,
-    raw_items,
-    split_labels,
-    word_table,
-)
+from rewards.templates import Span
+from rewards.text import TemplateName, completion_text, template_span
+from rewards.wheel import WHEELS, WordTable, check_level, raw_items, split_labels, word_table
 
 
 def ew_metric(golds, preds, level: str = "level1") -> tuple[float, float, float]:
@@ -125,45 +124,14 @@ def extra_families(gold: np.ndarray, pred: np.ndarray, table: WordTable) -> np.n
     return (np.clip(extra, 0, None) / np.array(table.family_counts)).mean(axis=1)
 
 
-def _is_missing(gold) -> bool:
-    return gold is None or (isinstance(gold, float) and gold != gold)
+@register
+class EmotionWheel(Reward):
+    """Per-sample emotion-wheel reward, in [-family_penalty, 1] (None where the gold is missing).
 
-
-def _check_options(level, wheels, answer_tag, max_words, family_penalty) -> tuple[int, ...]:
-    check_level(level)
-    if not isinstance(answer_tag, str) or not answer_tag:
-        raise ConfigError(f"emotion_wheel: answer_tag={answer_tag!r}; give a tag name such as 'answer' or 'emotion'.")
-    wheels = tuple(wheels) if isinstance(wheels, (list, tuple)) else (wheels,)
-    if not wheels or any(w not in WHEELS or isinstance(w, bool) for w in wheels) or len(set(wheels)) != len(wheels):
-        raise ConfigError(f"emotion_wheel: wheels={wheels!r}; give distinct wheel numbers from {list(WHEELS)}.")
-    if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1):
-        raise ConfigError(f"emotion_wheel: max_words={max_words!r}; give a positive integer, or null for no cap.")
-    if isinstance(family_penalty, bool) or not isinstance(family_penalty, (int, float)) or not 0 <= family_penalty <= 1:
-        raise ConfigError(f"emotion_wheel: family_penalty={family_penalty!r}; give a number in [0, 1] (0 = off).")
-    return tuple(sorted(wheels))
-
-
-@register(
-    "emotion_wheel",
-    summary="Per-sample emotion-wheel F1 of the answer's emotion list vs the gold list (MER / AffectGPT-R1).",
-    value_range=(-1.0, 1.0),
-)
-def emotion_wheel(
-    *,
-    level: str = "level1",
-    wheels: tuple[int, ...] = WHEELS,
-    answer_tag: str = "answer",
-    label_column: str = "emotions",
-    max_words: int | None = None,
-    family_penalty: float = 0.0,
-):
-    """Per-sample emotion-wheel reward.
-
-    The answer is the first ``<answer_tag>...</answer_tag>`` span (``answer`` for the r1,
-    facial_cot and calibrated templates, ``emotion`` for kardia), split like the official
-    ``string_to_list`` ("a, b" or "['a', 'b']"). The gold is the row's ``label_column``
-    (``emotions``: a list of words or such a string). On each selected wheel k, with G_k and
-    A_k the wheel labels of the gold and answer words at ``level``:
+    The answer is the template's answer span (``answer``; ``emotion`` for kardia), or
+    ``answer_span``, split like the official ``string_to_list`` ("a, b" or "['a', 'b']"). The gold
+    is the row's ``emotions_column`` (a list of words or such a string). On each selected wheel k,
+    with G_k and A_k the wheel labels of the gold and answer words at ``level``:
 
         F1_k = 2 P_k R_k / (P_k + R_k),  P_k = |G_k & A_k| / |A_k|,  R_k = |G_k & A_k| / |G_k|
         (F1_k = 0 when G_k, A_k or their intersection is empty)
@@ -175,41 +143,57 @@ def emotion_wheel(
         if max_words and n > max_words:  EW *= max_words / n     (n = listed words, OOV included)
         EW -= family_penalty * mean_k max(0, |A_k| - |G_k|) / (families on wheel k)
 
-    A missing answer span scores 0.0; a row whose gold is None (or NaN) gets None, "does not
-    apply", so one dataset can mix tasks. Range: [0, 1] with family_penalty 0, else
-    [-family_penalty, 1]. Never raises on completion text; a missing or malformed gold column
-    raises DataError naming the column and the row.
+    A missing answer span scores 0.0; a row whose gold is None (or NaN) gets None ("does not apply"),
+    so one dataset can mix tasks. Never raises on completion text; a malformed or missing gold
+    column raises DataError naming the column and the row.
 
-    Args:
-        level: "level1" (6-7 families per wheel) or "level2" (finer labels).
-        wheels: which of the wheels 1-5 to average over.
-        answer_tag: tag holding the emotion list.
-        label_column: dataset column with the gold emotion words.
-        max_words: cap on the number of listed words (None = no cap).
-        family_penalty: weight in [0, 1] of the penalty for extra wheel families (0 = off).
-
-    >>> reward = emotion_wheel()
-    >>> reward(None, ["<think>...</think>\\n<answer>joyful, relieved</answer>", "no tags"],
-    ...        emotions=[["happy", "relieved"], ["sad"]])
-    [1.0, 0.0]
+    ``variant: community`` reads the answer as the AffectGPT-R1 community reproduction does
+    (vhzy/HumanOmniV2, ``affect_r1/affect_reward.py:35-121``): the first answer span, or the
+    whole completion when there is none, split on "," only (quotes and brackets stay part of the
+    words, which then map to nothing); its recipe uses level1 and all five wheels, as here.
     """
-    wheels = _check_options(level, wheels, answer_tag, max_words, family_penalty)
-    table = word_table(level, wheels)
 
-    def reward(prompts, completions, **columns) -> list[float | None]:
-        golds = gold_column("emotion_wheel", columns, label_column, len(completions))
-        gold, missing = _gold_masks(golds, table, label_column)
-        spans = [tag_span(completion_text(completion), answer_tag) for completion in completions]
-        words, counts = _answer_words(spans)
+    name = "emotion_wheel"
+    summary = "Per-sample emotion-wheel F1 of the answer's emotion list vs the gold list (MER / AffectGPT-R1)"
+    value_range = (-1.0, 1.0)
+    source = "AffectGPT-R1, MER2024-26 (zeroQiaoba/MERTools wheel.py)"
+
+    def __init__(
+        self,
+        *,
+        template: TemplateName = "r1",
+        answer_span: str | None = None,
+        emotions_column: str = "emotions",
+        level: Literal["level1", "level2"] = "level1",
+        wheels: tuple[Annotated[int, Between(1, 5)], ...] = WHEELS,
+        max_words: Annotated[int, AtLeast(1)] | None = None,
+        family_penalty: Annotated[float, Between(0, 1)] = 0.0,
+        variant: Literal["official", "community"] = "official",
+    ):
+        if not wheels or len(set(wheels)) != len(wheels):
+            raise self.option_error("wheels", f"distinct wheel numbers from {list(WHEELS)}", list(wheels))
+        self.template, self.answer_span, self.emotions_column = template, answer_span, emotions_column
+        self.level, self.wheels, self.max_words = level, tuple(sorted(wheels)), max_words
+        self.family_penalty, self.variant = family_penalty, variant
+        self.span = template_span(self, template, "answer", answer_span, "answer_span")
+        self.value_range = (-family_penalty, 1.0)
+
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        table = word_table(self.level, self.wheels)
+        golds = gold_column(self.name, columns, self.emotions_column, len(completions), "emotions_column")
+        gold, missing = _gold_masks(golds, table, self.emotions_column)
+        texts = [completion_text(completion) for completion in completions]
+        if self.variant == "community":
+            words, counts = _community_words(texts, self.span)
+        else:
+            words, counts = _answer_words([self.span.text(text) for text in texts])
         pred = table.segment_masks(words, counts)
         scores = sample_f1(gold, pred)
-        if max_words is not None:
-            scores *= np.minimum(1.0, max_words / np.maximum(_word_counts(words, counts), 1))
-        if family_penalty:
-            scores -= family_penalty * extra_families(gold, pred, table)
+        if self.max_words is not None:
+            scores *= np.minimum(1.0, self.max_words / np.maximum(_word_counts(words, counts), 1))
+        if self.family_penalty:
+            scores -= self.family_penalty * extra_families(gold, pred, table)
         return [None if skip else score for skip, score in zip(missing, scores.tolist())]
-
-    return reward
 
 
 def _gold_masks(golds: list, table: WordTable, column: str) -> tuple[np.ndarray, list[bool]]:
@@ -218,7 +202,7 @@ def _gold_masks(golds: list, table: WordTable, column: str) -> tuple[np.ndarray,
     GRPO repeats each prompt's gold once per generation: each distinct gold is parsed once.
     """
     first_rows, rows = _distinct(golds)
-    missing = [_is_missing(golds[row]) for row in first_rows]
+    missing = [is_missing(golds[row]) for row in first_rows]
     words = [[] if skip else _gold_words(golds[row], row, column) for row, skip in zip(first_rows, missing)]
     return table.masks(words)[rows], [missing[i] for i in rows]
 
@@ -246,7 +230,7 @@ def _gold_words(gold, row: int, column: str) -> list[str]:
     try:
         return split_labels(gold)
     except TypeError:
-        raise bad_gold("emotion_wheel", column, row, gold, "a list of emotion words or a string 'a, b'") from None
+        raise bad_gold(EmotionWheel.name, column, row, gold, "a list of emotion words or a string 'a, b'") from None
 
 
 def _answer_words(spans: list[str | None]) -> tuple[list[str], np.ndarray]:
@@ -267,3 +251,16 @@ def _word_counts(words: list[str], counts: np.ndarray) -> np.ndarray:
     """Non-empty words per answer (``counts`` are all at least 1)."""
     nonempty = np.fromiter(map(bool, words), dtype=np.intp, count=len(words))
     return np.add.reduceat(nonempty, np.cumsum(counts) - counts) if len(counts) else nonempty
+
+
+def _community_words(texts: list[str], span: Span) -> tuple[list[str], np.ndarray]:
+    """The community reproduction's answer words: the first answer span (else the whole text),
+    stripped, split on ",", each lower-cased and stripped, empty ones dropped (``_normalize_words``)."""
+    items, counts = [], []
+    for text in texts:
+        content = span.text(text)
+        answer = text.strip() if content is None else content
+        words = [word for word in (item.strip().lower().strip() for item in answer.split(",")) if word]
+        items += words or [""]  # every answer owns an item, as in _answer_words
+        counts.append(len(words) or 1)
+    return items, np.array(counts, dtype=np.intp)

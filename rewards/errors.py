@@ -23,5 +23,9 @@ class EnvironmentProblem(RewardError, RuntimeError):
     """Something missing from the machine that a reward needs (a package such as httpx)."""
 
 
+class RangeError(RewardError, ValueError):
+    """A reward returned something other than a finite number (or None) inside its declared range."""
+
+
 class JudgeError(RewardError, RuntimeError):
     """An LLM judge server failed and the reward's failure policy is ``raise``."""

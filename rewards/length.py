@@ -18,10 +18,9 @@ Range [-3, 0]. Each component is logged through TRL's ``log_metric`` as ``length
 
 from __future__ import annotations
 
-from rewards.errors import ConfigError
-from rewards.format import check_tag
+from rewards.base import Annotated, AtLeast, Reward
 from rewards.registry import register
-from rewards.text import completion_text, tag_span
+from rewards.text import TemplateName, completion_text, template_span
 
 
 def overlong_penalty(length: int, max_length: int, buffer: int) -> float:
@@ -56,81 +55,69 @@ def long_penalty(words: int, maximum: int) -> float:
     return -min(1.0, (words - maximum) / maximum) if words > maximum else 0.0
 
 
-def _check_positive(name: str, value, allow_none: bool = True, allow_zero: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        accepted = f"an integer >= {low}" + (" or null to switch it off" if allow_none else "")
-        raise ConfigError(f"Option {name} of reward 'length' must be {accepted}; got {value!r}.")
-
-
-@register(
-    "length",
-    summary="soft overlong penalty (tokens or words) + optional min reasoning words and max answer words",
-    value_range=(-3.0, 0.0),
-)
-def length_reward(
-    *,
-    max_length: int | None = 512,
-    buffer: int | None = None,
-    min_think_words: int | None = None,
-    max_answer_words: int | None = None,
-    think_tag: str = "think",
-    answer_tag: str = "answer",
-):
+@register
+class Length(Reward):
     """Sum of the overlong, short-reasoning and long-answer penalties, in [-3, 0].
 
-    Args:
-        max_length: L_max in tokens (words without ``completion_ids``); set it to the
-            recipe's ``max_completion_length``; null switches the overlong penalty off.
-        buffer: the penalty ramps from 0 at L_max - buffer down to -1 at L_max; null: a
-            quarter of max_length (128 for 512; DAPO uses a fifth).
-        min_think_words: minimum words in the reasoning span; null: off.
-        max_answer_words: maximum words in the answer span; null: off.
-        think_tag: span holding the reasoning (``reasoning`` for the kardia template).
-        answer_tag: span holding the answer (``emotion`` for the kardia template).
+    Options: ``max_length`` is L_max in tokens (words without ``completion_ids``); it follows
+    the stage's ``max_completion_length`` unless set (null switches the overlong penalty off).
+    ``buffer``: the penalty ramps from 0 at L_max - buffer down to -1 at L_max; null: a quarter
+    of max_length (128 for 512; DAPO uses a fifth). ``min_think_words`` and ``max_answer_words``
+    (null: off) count the words of the template's reasoning and answer spans
+    (``reasoning_span`` / ``answer_span`` name other spans of the template).
 
-    Returns:
-        ``fn(prompts, completions, completion_ids=None, **kwargs) -> list[float]``.
-
-    >>> fn = length_reward(max_length=10, buffer=4, min_think_words=4, max_answer_words=1)
-    >>> fn(prompts=["p"], completions=["<think>I see a smile</think><answer>happy, calm</answer>"])
+    >>> reward = Length(max_length=10, buffer=4, min_think_words=4, max_answer_words=1)
+    >>> reward(None, ["<think>I see a smile</think><answer>happy, calm</answer>"])
     [-1.0]
-    >>> fn(prompts=["p"], completions=["ignored"], completion_ids=[list(range(8))])
+    >>> reward(None, ["ignored"], completion_ids=[list(range(8))])
     [-1.5]
     """
-    _check_positive("max_length", max_length)
-    _check_positive("buffer", buffer, allow_zero=True)
-    _check_positive("min_think_words", min_think_words)
-    _check_positive("max_answer_words", max_answer_words)
-    check_tag("length", "think_tag", think_tag)
-    check_tag("length", "answer_tag", answer_tag)
-    if buffer is None:
-        buffer = (max_length or 0) // 4
-    if max_length is not None and buffer > max_length:
-        raise ConfigError(f"Option buffer of reward 'length' ({buffer}) must not exceed max_length ({max_length}).")
 
-    def components(text: str, token_count: int | None) -> dict[str, float]:
+    name = "length"
+    summary = "soft overlong penalty (tokens or words) + optional min reasoning words and max answer words"
+    value_range = (-3.0, 0.0)
+    source = "DAPO (soft overlong punishment); AffectGPT-R1 (length penalty)"
+
+    def __init__(
+        self,
+        *,
+        template: TemplateName = "r1",
+        reasoning_span: str | None = None,
+        answer_span: str | None = None,
+        max_length: Annotated[int, AtLeast(1)] | None = 512,
+        buffer: Annotated[int, AtLeast(0)] | None = None,
+        min_think_words: Annotated[int, AtLeast(1)] | None = None,
+        max_answer_words: Annotated[int, AtLeast(1)] | None = None,
+    ):
+        if buffer is None:
+            buffer = (max_length or 0) // 4
+        if max_length is not None and buffer > max_length:
+            raise self.option_error("buffer", f"at most max_length ({max_length})", buffer)
+        self.template, self.reasoning_span, self.answer_span = template, reasoning_span, answer_span
+        self.max_length, self.buffer = max_length, buffer
+        self.min_think_words, self.max_answer_words = min_think_words, max_answer_words
+        self.reasoning = template_span(self, template, "reasoning", reasoning_span, "reasoning_span")
+        self.answer = template_span(self, template, "answer", answer_span, "answer_span")
+
+    def components(self, text: str, token_count: int | None) -> dict[str, float]:
+        """The switched-on penalties of one completion, by name."""
         parts = {}
-        if max_length is not None:
+        if self.max_length is not None:
             length = token_count if token_count is not None else len(text.split())
-            parts["overlong"] = overlong_penalty(length, max_length, buffer)
-        if min_think_words is not None:
-            parts["think"] = short_penalty(len((tag_span(text, think_tag) or "").split()), min_think_words)
-        if max_answer_words is not None:
-            parts["answer"] = long_penalty(len((tag_span(text, answer_tag) or "").split()), max_answer_words)
+            parts["overlong"] = overlong_penalty(length, self.max_length, self.buffer)
+        if self.min_think_words is not None:
+            parts["think"] = short_penalty(len((self.reasoning.text(text) or "").split()), self.min_think_words)
+        if self.max_answer_words is not None:
+            parts["answer"] = long_penalty(len((self.answer.text(text) or "").split()), self.max_answer_words)
         return parts
 
-    def length_fn(prompts, completions, completion_ids=None, log_metric=None, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, completion_ids=None, log_metric=None, **columns) -> list[float]:
         token_counts = _token_counts(completion_ids, len(completions))
-        rows = [components(completion_text(c), n) for c, n in zip(completions, token_counts)]
+        rows = [self.components(completion_text(c), n) for c, n in zip(completions, token_counts)]
         if callable(log_metric) and rows:
             for name in rows[0]:
                 log_metric(f"length/{name}", sum(parts[name] for parts in rows) / len(rows))
         return [float(sum(parts.values())) for parts in rows]
-
-    return length_fn
 
 
 def _token_counts(completion_ids, count: int) -> list[int | None]:

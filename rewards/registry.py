@@ -1,95 +1,119 @@
-"""Name -> reward factory registry, so recipes can name rewards with options.
+"""Name -> reward class registry, so recipes can name rewards with options.
 
-A reward module registers a *factory*: a function whose keyword arguments are the reward's
-options (with defaults) and which returns a TRL reward function
-``fn(prompts, completions, **dataset_columns) -> list[float | None]``.
+A reward module registers a :class:`rewards.base.Reward` subclass with the bare class decorator
+``@register``, which reads its ``name``, ``summary``, ``value_range`` and ``source``. A name
+written ``module:function``, ``module:Class`` or ``path/to/file.py:function`` is a custom
+reward (``rewards.custom``) and gets the same treatment: options checked from its signature,
+listed with ``affect-rl rewards --custom NAME``, built by :func:`build`.
 
 >>> "format" in available()
 True
+>>> type(build("format", duplicate_penalty=0.0)).__name__
+'Format'
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from rewards.base import Reward, describe, option_parameters
+from rewards.base import check_options as _check_options
 from rewards.errors import ConfigError
 
-RewardFn = Callable[..., list]
+_REGISTRY: dict[str, type[Reward]] = {}
+_CLASS_ATTRIBUTES = ("name", "summary", "value_range", "source")
+
+
+def register(cls: type[Reward]) -> type[Reward]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    missing = [attribute for attribute in _CLASS_ATTRIBUTES if not hasattr(cls, attribute)]
+    if missing or not issubclass(cls, Reward):
+        raise TypeError(f"{cls.__name__} must subclass rewards.base.Reward and set {', '.join(_CLASS_ATTRIBUTES)}")
+    if _REGISTRY.get(cls.name, cls) is not cls:
+        raise RuntimeError(f"reward {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
 
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """What `affect-rl rewards` prints about one reward."""
+    """What ``affect-rl rewards`` prints about one reward."""
 
     name: str
-    factory: Callable[..., RewardFn]
-    summary: str
-    value_range: tuple[float, float]
+    cls: type[Reward]
+
+    @property
+    def summary(self) -> str:
+        return self.cls.summary
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return self.cls.value_range
+
+    @property
+    def source(self) -> str:
+        return self.cls.source
 
     @property
     def options(self) -> dict[str, Any]:
-        """Option name -> default value, read from the factory's signature."""
-        return {
-            name: param.default
-            for name, param in inspect.signature(self.factory).parameters.items()
-            if param.kind is inspect.Parameter.KEYWORD_ONLY or param.default is not inspect.Parameter.empty
-        }
+        """Option name -> default (``inspect.Parameter.empty`` for a required option)."""
+        return {name: parameter.default for name, parameter in option_parameters(self.cls).items()}
 
-
-_REGISTRY: dict[str, RewardSpec] = {}
-
-
-def register(name: str, *, summary: str, value_range: tuple[float, float]):
-    """Decorator: register ``factory`` under ``name``."""
-
-    def decorate(factory: Callable[..., RewardFn]) -> Callable[..., RewardFn]:
-        if name in _REGISTRY:
-            raise RuntimeError(f"reward {name!r} is registered twice")
-        _REGISTRY[name] = RewardSpec(name, factory, summary, value_range)
-        return factory
-
-    return decorate
+    def accepted(self) -> dict[str, str]:
+        """Option name -> what it accepts, in words (``one of 'level1', 'level2'``)."""
+        init = inspect.unwrap(self.cls.__init__)
+        try:
+            hints = typing.get_type_hints(init, include_extras=True)
+        except Exception:  # a custom reward's annotations may not resolve; they are then unchecked
+            hints = {}
+        return {name: describe(hints[name]) if name in hints else "anything" for name in self.options}
 
 
 def available() -> list[str]:
-    """Sorted names of every registered reward."""
+    """Sorted names of every registered reward (custom rewards are named by reference instead)."""
     _load_reward_modules()
     return sorted(_REGISTRY)
 
 
-def spec(name: str) -> RewardSpec:
-    """The spec of ``name``; an unknown name raises ConfigError listing what is accepted."""
+def reward_class(name: str) -> type[Reward]:
+    """The reward class of ``name``; an unknown name raises ConfigError listing what is accepted."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"A reward name must be a non-empty string; got {name!r}.")
+    if ":" in name:
+        from rewards.custom import load_custom
+
+        return load_custom(name)
     _load_reward_modules()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Unknown reward {name!r}.{hint} Available rewards: {', '.join(sorted(_REGISTRY))}.")
+        raise ConfigError(
+            f"Unknown reward {name!r}.{hint} Available rewards: {', '.join(sorted(_REGISTRY))}; "
+            f"or your own, named module:function or path/to/file.py:function."
+        )
     return _REGISTRY[name]
 
 
-def check_options(name: str, options: dict[str, Any]) -> None:
-    """Raise ConfigError if ``options`` has a key the reward ``name`` does not accept."""
-    accepted = spec(name).options
-    for key in options:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            listing = ", ".join(f"{k} (default {v!r})" for k, v in accepted.items()) or "none"
-            raise ConfigError(f"Reward {name!r} has no option {key!r}.{hint} Accepted options: {listing}.")
+def spec(name: str) -> RewardSpec:
+    """The spec of ``name`` (registered or custom)."""
+    return RewardSpec(name, reward_class(name))
 
 
-def build(name: str, **options: Any) -> RewardFn:
-    """Build the TRL-ready reward function ``name`` with ``options``.
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of reward ``name``, checked (names, types, ranges) and normalised; ConfigError if bad."""
+    return _check_options(reward_class(name), options)
 
-    The returned callable's ``__name__`` is ``name`` (TRL logs rewards under it).
+
+def build(name: str, **options: Any) -> Reward:
+    """The reward ``name`` built with ``options``: a picklable callable TRL can use as is.
+
+    Its ``__name__`` (the name TRL logs it under) is the reward's name.
     """
-    check_options(name, options)
-    reward_fn = spec(name).factory(**options)
-    reward_fn.__name__ = name
-    return reward_fn
+    return reward_class(name)(**options)
 
 
 def _load_reward_modules() -> None:

@@ -1,329 +1,56 @@
 """Rubric-as-judge reward: an LLM judge behind an OpenAI-compatible server scores each completion.
 
 Sources: Kardia-R1's rubric-as-judge reward (rubric ``empathy``: relevance, empathy, persona
-consistency, safety, fluency); HumanOmniV2's judged ``context`` (0-5 / 5) and ``logic`` (five
-1-point criteria / 5) rewards; ``emotion_reasoning`` (grounded in the input, consistent with
-the answer). Rubrics, prompt and parsing: ``rewards.rubric_spec``; the server client and the
-cache: ``rewards.judge_client``.
+consistency, safety, fluency; its scale and weights are unpublished); HumanOmniV2's judged
+``context`` (one score in {0, 1, 2, 4, 5} / 5, the reference context against the model's
+<context>) and ``logic`` (five 1-point criteria / 5, the model's own <context> against its own
+<think>) rewards, with the official wording; ``emotion_reasoning`` (grounded in the input,
+consistent with the answer). The judge code is split by job: rubric files
+(``rewards.rubric_spec``), the prompt (``rewards.rubric_prompt``), verdict parsing
+(``rewards.rubric_verdict``), the HTTP client (``rewards.judge_client``), the cache
+(``rewards.judge_cache``) and the batch engine with its failure policies (``rewards.rubric_judge``).
 
 Formula: with the judge's scores ``s_d`` on scales ``[lo_d, hi_d]`` and weights ``w_d``,
 reward = sum_d w_d * (s_d - lo_d) / (hi_d - lo_d) / sum_d w_d, in [0, 1]. A completion
-without the rubric's span (e.g. no ``<response>``) scores 0 without asking the judge; a row
-without a column the rubric requires gets None. When the server fails (after retries) or its
-answer holds no valid verdict, ``on_error`` decides: ``skip`` -> None (TRL ignores the sample),
-``zero`` -> 0.0, ``raise`` -> JudgeError naming the server. Equal questions in a batch are
-asked once, and the judge's answers are cached by (rubric, judge model, prompt, judged text,
-dataset inputs), so repeats cost nothing (``cache: PATH`` keeps them across runs and ranks).
+without a span the rubric judges (e.g. no response span) scores 0 without asking the judge; a
+row without a column the rubric requires gets None. When the judge fails (see
+``rewards.rubric_judge`` for every failure mode), ``on_error`` decides: ``skip`` -> None (TRL
+ignores the sample), ``zero`` -> 0.0, ``raise`` -> JudgeError naming the server; and whatever
+``on_error`` says, more than ``max_failure_rate`` failures over the last ``failure_window``
+requests stop training with a JudgeError naming the server and the rate. Equal questions in a
+batch are asked once, and verdicts are cached by the whole request and the model the server
+reports (``cache: PATH`` keeps them across runs and ranks).
 
-The reward is a coroutine function (TRL's GRPOTrainer awaits it on its event-loop thread, beside
-other async rewards); ``fn.judge.call_sync(prompts, completions, **columns)`` runs it from
-synchronous code, and ``asynchronous=False`` builds a plain function instead. Each call logs
-``judge/<rubric>/...`` metrics through TRL's ``log_metric`` (latency, cache hit rate, parse and
-request failure rates, retries, per-dimension means) and keeps running totals on
-``fn.judge.stats``; ``fn.judge.last_batch`` holds the judge's raw answers of the latest call.
+The reward is an object with an async ``__call__`` (TRL's GRPOTrainer awaits it on its event-loop
+thread, beside other async rewards); ``reward.judge.call_sync(prompts, completions, **columns)``
+runs it from synchronous code, and ``asynchronous: false`` builds a plain synchronous one. It pickles
+its options only: the engine, its HTTP client and its cache are rebuilt on first use. Each call logs
+``judge/<rubric>/...`` metrics through TRL's ``log_metric`` (latency, cache hit rate, parse,
+request and truncation rates, retries, server_up, per-dimension means) and keeps running totals
+on ``reward.judge.stats``; ``reward.judge.last_batch`` holds the judge's raw answers of the latest call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
-from dataclasses import dataclass, field
+from typing import Literal
 
-from rewards.errors import ConfigError, JudgeError
-from rewards.judge_client import JudgeCache, JudgeClient, JudgeRequestError, cache_key
+from rewards.base import Above, Annotated, AtLeast, Between, Reward
+from rewards.errors import ConfigError
+from rewards.judge_cache import JudgeCache
+from rewards.judge_client import JudgeClient
 from rewards.registry import register
-from rewards.rubric_spec import Rubric, available_rubrics, conversation_text, judge_messages, load_rubric, parse_verdict
-from rewards.text import completion_text, tag_span
+from rewards.rubric_judge import RubricJudge
+from rewards.rubric_spec import available_rubrics, load_rubric
 
 ON_ERROR = ("skip", "zero", "raise")
-WHOLE_COMPLETION = "all"
 
 
-@dataclass
-class JudgeStats:
-    """Counters of one batch, or running totals over every batch (``merge``)."""
-
-    samples: int = 0
-    judged: int = 0  # samples that needed a verdict (span present, rubric applies)
-    cache_hits: int = 0  # judged samples served by the cache or by a duplicate in the batch
-    requests: int = 0  # verdicts asked of the server
-    parse_failures: int = 0
-    request_failures: int = 0
-    retries: int = 0
-    missing_span: int = 0
-    not_applicable: int = 0
-    latency_s_total: float = 0.0
-    latency_s_max: float = 0.0
-    scored: int = 0
-    dimension_totals: dict[str, float] = field(default_factory=dict)
-
-    def merge(self, other: JudgeStats) -> None:
-        for name, value in vars(other).items():
-            if name == "dimension_totals":
-                for key, total in value.items():
-                    self.dimension_totals[key] = self.dimension_totals.get(key, 0.0) + total
-            elif name == "latency_s_max":
-                self.latency_s_max = max(self.latency_s_max, value)
-            else:
-                setattr(self, name, getattr(self, name) + value)
-
-    def metrics(self, prefix: str) -> dict[str, float]:
-        """Rates and means, each only when its denominator is non-zero."""
-        metrics = {}
-        if self.judged:
-            metrics[f"{prefix}/cache_hit_rate"] = self.cache_hits / self.judged
-        if self.requests:
-            metrics[f"{prefix}/latency_s"] = self.latency_s_total / self.requests
-            metrics[f"{prefix}/parse_failure_rate"] = self.parse_failures / self.requests
-            metrics[f"{prefix}/request_failure_rate"] = self.request_failures / self.requests
-            metrics[f"{prefix}/retries"] = float(self.retries)
-        if self.samples:
-            metrics[f"{prefix}/missing_span_rate"] = self.missing_span / self.samples
-        if self.scored:
-            for key, total in self.dimension_totals.items():
-                metrics[f"{prefix}/{key}"] = total / self.scored
-        return metrics
-
-
-@dataclass
-class JudgedSample:
-    """What happened to one completion: its reward and, when the judge was asked, why."""
-
-    reward: float | None
-    scores: dict[str, float] | None = None
-    answer: str | None = None
-    error: str | None = None
-    cached: bool = False
-
-
-@dataclass
-class _Verdict:
-    """The judge's verdict on one distinct request: scores, or the error that replaced them."""
-
-    scores: dict[str, float] | None
-    answer: str | None = None
-    error: str | None = None
-    cached: bool = False
-
-
-@dataclass
-class _Request:
-    """One distinct judge question of a batch (samples with equal keys share it)."""
-
-    key: str
-    messages: list[dict]
-    policy_texts: tuple[str, ...]
-
-
-class RubricReward:
-    """The judge behind a rubric reward function: ``await judge.score(prompts, completions, **columns)``."""
-
-    def __init__(self, rubric: Rubric, client: JudgeClient, cache: JudgeCache | None, on_error: str, span: str | None):
-        self.rubric = rubric
-        self.client = client
-        self.cache = cache
-        self.on_error = on_error
-        self.span = span
-        # Keyed on the configured name: an empty `model` resolves at the first request, and the
-        # key must not change between batches.
-        self.key_model = client.model or f"first model at {client.base_url}"
-        self.stats = JudgeStats()
-        self.last_batch: list[JudgedSample] = []
-
-    async def score(self, prompts, completions, log_metric=None, log_extra=None, **columns) -> list[float | None]:
-        """The rewards of one batch; ``columns`` are the dataset's columns (TRL passes them all)."""
-        batch = JudgeStats(samples=len(completions))
-        samples: list[JudgedSample | None] = []
-        requests: dict[str, _Request] = {}
-        sample_keys: list[str | None] = []
-        for row, completion in enumerate(completions):
-            prompt = prompts[row] if prompts is not None else ""
-            outcome = self._prepare(row, prompt, completion, columns, batch)
-            if isinstance(outcome, _Request):
-                requests.setdefault(outcome.key, outcome)
-                samples.append(None)
-                sample_keys.append(outcome.key)
-            else:
-                samples.append(outcome)
-                sample_keys.append(None)
-        verdicts = await self._verdicts(requests, batch)
-        used = set()
-        for row, key in enumerate(sample_keys):
-            if key is not None:
-                # The first sample of a freshly judged key paid for the request; later ones are hits.
-                hit = verdicts[key].cached or key in used
-                used.add(key)
-                samples[row] = self._sample(verdicts[key], hit, batch)
-        self.stats.merge(batch)
-        self.last_batch = samples
-        self._log(batch, samples, log_metric, log_extra)
-        if self.on_error == "raise" and any(sample.error for sample in samples):
-            raise JudgeError(self._error_message(samples))
-        return [sample.reward for sample in samples]
-
-    def call_sync(self, prompts, completions, **columns) -> list[float | None]:
-        """Run the reward from synchronous code (in a worker thread if a loop is already running here)."""
-        coroutine = self.score(prompts, completions, **columns)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coroutine)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, coroutine).result()
-
-    def _prepare(self, row: int, prompt, completion, columns: dict, batch: JudgeStats):
-        """A judge request for one sample, or its final JudgedSample when no judge is needed."""
-        if any(_column_value(columns, name, row) in (None, "", []) for name in self.rubric.requires):
-            batch.not_applicable += 1
-            return JudgedSample(reward=None)
-        text = completion_text(completion)
-        judged_text = text if self.span is None else tag_span(text, self.span)
-        if not judged_text:
-            batch.missing_span += 1
-            return JudgedSample(reward=0.0)
-        conversation = conversation_text(prompt)
-        inputs = [
-            {"name": name, "text": _as_text(_column_value(columns, name, row))}
-            for name in self.rubric.inputs
-            if _column_value(columns, name, row) not in (None, "", [])
-        ]
-        batch.judged += 1
-        key = cache_key(
-            self.rubric.name, self.rubric.fingerprint, self.key_model, conversation, judged_text,
-            [(block["name"], block["text"]) for block in inputs],
-        )  # fmt: skip
-        messages = judge_messages(self.rubric, conversation, judged_text, inputs)
-        policy_texts = (judged_text, conversation, *(block["text"] for block in inputs))
-        return _Request(key, messages, policy_texts)
-
-    async def _verdicts(self, requests: dict[str, _Request], batch: JudgeStats) -> dict[str, _Verdict]:
-        """key -> verdict for every distinct request of the batch: from the cache, else from the judge."""
-        cached = self.cache.get_many(list(requests)) if self.cache else {}
-        verdicts = {key: self._parse(requests[key], answer, cached=True) for key, answer in cached.items()}
-        missing = [request for key, request in requests.items() if key not in cached]
-        if missing:
-            retries_before = self.client.log.retries
-            async with self.client.session() as (http, semaphore):
-                answers = await asyncio.gather(
-                    *(self.client.complete(http, semaphore, request.messages) for request in missing),
-                    return_exceptions=True,
-                )
-            batch.retries += self.client.log.retries - retries_before
-            for request, answer in zip(missing, answers):
-                verdicts[request.key] = self._read_reply(request, answer, batch)
-            if self.cache:
-                fresh = {key: v.answer for key, v in verdicts.items() if v.answer is not None and not v.cached}
-                self.cache.put_many(fresh)
-        return verdicts
-
-    def _read_reply(self, request: _Request, reply, batch: JudgeStats) -> _Verdict:
-        """The verdict from one server reply (a JudgeReply, or the exception that replaced it)."""
-        batch.requests += 1
-        if isinstance(reply, JudgeRequestError):
-            batch.request_failures += 1
-            return _Verdict(None, error=f"request failed after {reply.attempts} attempt(s): {reply}")
-        if isinstance(reply, BaseException):
-            raise reply
-        batch.latency_s_total += reply.latency_s
-        batch.latency_s_max = max(batch.latency_s_max, reply.latency_s)
-        verdict = self._parse(request, reply.text, cached=False)
-        batch.parse_failures += verdict.scores is None
-        return verdict
-
-    def _parse(self, request: _Request, answer: str, cached: bool) -> _Verdict:
-        scores = parse_verdict(answer, self.rubric, request.policy_texts)
-        if scores is None:
-            error = f"no valid verdict with keys {self.rubric.keys} in the answer {answer[:200]!r}"
-            return _Verdict(None, answer=answer, error=error, cached=cached)
-        return _Verdict(scores, answer=answer, cached=cached)
-
-    def _sample(self, verdict: _Verdict, hit: bool, batch: JudgeStats) -> JudgedSample:
-        """The JudgedSample of one judged completion."""
-        batch.cache_hits += hit
-        if verdict.scores is None:
-            reward = 0.0 if self.on_error == "zero" else None
-            return JudgedSample(reward=reward, answer=verdict.answer, error=verdict.error, cached=hit)
-        batch.scored += 1
-        for dimension in self.rubric.dimensions:
-            value = dimension.normalise(verdict.scores[dimension.name])
-            batch.dimension_totals[dimension.name] = batch.dimension_totals.get(dimension.name, 0.0) + value
-        reward = self.rubric.combine(verdict.scores)
-        return JudgedSample(reward=reward, scores=verdict.scores, answer=verdict.answer, cached=hit)
-
-    def _log(self, batch: JudgeStats, samples: list[JudgedSample], log_metric, log_extra) -> None:
-        if log_metric is not None:
-            for name, value in batch.metrics(f"judge/{self.rubric.name}").items():
-                log_metric(name, value)
-        if log_extra is not None:
-            log_extra(f"judge/{self.rubric.name}", [sample.answer or sample.error or "" for sample in samples])
-
-    def _error_message(self, samples: list[JudgedSample]) -> str:
-        """What failed (server errors first: they are what the user must fix) and the ways out."""
-        unreachable = [s.error for s in samples if s.error and s.answer is None]
-        unparsed = [s.error for s in samples if s.error and s.answer is not None]
-        problems = []
-        if unreachable:
-            problems.append(
-                f"{len(unreachable)} request(s) failed (first: {unreachable[0]}); start the judge server "
-                "(CPU: launch/judge/serve_local.sh; GPU: launch/judge/serve_vllm.sh MODEL) or point the "
-                "reward's base_url (or AFFECT_RL_JUDGE_URL) at a running OpenAI-compatible server"
-            )
-        if unparsed:
-            problems.append(
-                f"{len(unparsed)} answer(s) held no verdict (first: {unparsed[0]}); use a larger judge "
-                "model or raise max_tokens"
-            )
-        return (
-            f"The {self.rubric.name!r} rubric judge at {self.client.base_url} (model {self.key_model!r}): "
-            + "; ".join(problems)
-            + ". To train through judge failures set on_error: skip (the sample is ignored) or zero."
-        )
-
-
-def _column_value(columns: dict, name: str, row: int):
-    values = columns.get(name)
-    return values[row] if isinstance(values, (list, tuple)) and row < len(values) else None
-
-
-def _as_text(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value)
-    return str(value)
-
-
-def _check(condition: bool, option: str, value, accepted: str) -> None:
-    if not condition:
-        raise ConfigError(f"Reward 'rubric': option {option}={value!r} is invalid; {accepted}.")
-
-
-@register(
-    "rubric",
-    summary="LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: "
-    + ", ".join(available_rubrics()),
-    value_range=(0.0, 1.0),
-)
-def rubric_reward(
-    *,
-    rubric: str = "empathy",
-    base_url: str = "http://127.0.0.1:8000/v1",
-    base_url_env: str = "AFFECT_RL_JUDGE_URL",
-    model: str = "",
-    api_key_env: str = "AFFECT_RL_JUDGE_API_KEY",
-    max_concurrency: int = 8,
-    timeout: float = 60.0,
-    max_retries: int = 3,
-    backoff: float = 1.0,
-    on_error: str = "skip",
-    cache: bool | str = True,
-    temperature: float = 0.0,
-    max_tokens: int = 256,
-    span: str | None = None,
-    asynchronous: bool = True,
-):
+@register
+class RubricReward(Reward):
     """Rubric-as-judge reward (Kardia-R1, HumanOmniV2), in [0, 1] or None.
 
-    Args:
+    Options:
         rubric: a shipped rubric (``context``, ``emotion_reasoning``, ``empathy``, ``logic``) or a rubric .yaml path.
         base_url: the judge's OpenAI-compatible API root, e.g. ``http://judge-node:8000/v1``.
         base_url_env: an environment variable that, when set, overrides ``base_url`` (Slurm sets it).
@@ -332,48 +59,104 @@ def rubric_reward(
         max_concurrency: requests in flight at once.
         timeout: seconds per request; max_retries / backoff: retries with exponential backoff from ``backoff`` s.
         on_error: ``skip`` (None), ``zero`` (0.0) or ``raise`` (JudgeError) when the judge fails or answers no verdict.
-        cache: True (in memory), False, or a path of a SQLite file shared across runs and ranks.
+        cache: true (in memory), false, or a path of a SQLite file shared across runs and ranks.
         temperature, max_tokens: the judge's sampling (0 makes repeats and the cache consistent).
-        span: which tag of the completion is judged; default the rubric's, ``all`` for the whole completion.
-        asynchronous: False makes ``__call__`` synchronous (for callers that do not await).
+        span: which span of the completion is judged (rubrics that judge one); default the rubric's,
+            ``all`` for the whole completion.
+        template: the output template whose spans are read (filled from the stage); default the rubric's own.
+        max_failure_rate, failure_window: stop training with a JudgeError when more than this share
+            of the last ``failure_window`` judge requests failed, whatever ``on_error`` says (1: never).
+        asynchronous: false makes ``__call__`` synchronous (for callers that do not await).
 
-    Returns:
-        ``async fn(prompts, completions, **columns) -> list[float | None]`` (a plain function
-        with ``asynchronous=False``); ``fn.judge`` is its RubricReward (stats, last batch, call_sync).
+    ``await reward(prompts, completions, **columns) -> list[float | None]`` (TRL awaits it);
+    ``reward.judge`` is the RubricJudge engine behind it (stats, last batch, ``call_sync``).
     """
-    spec = load_rubric(rubric)
-    _check(on_error in ON_ERROR, "on_error", on_error, f"accepted values: {', '.join(ON_ERROR)}")
-    _check(isinstance(max_concurrency, int) and max_concurrency >= 1, "max_concurrency", max_concurrency,
-           "use an integer >= 1")  # fmt: skip
-    _check(isinstance(max_retries, int) and max_retries >= 0, "max_retries", max_retries, "use an integer >= 0")
-    _check(timeout > 0, "timeout", timeout, "use a number of seconds > 0")
-    _check(backoff >= 0, "backoff", backoff, "use a number of seconds >= 0")
-    _check(isinstance(max_tokens, int) and max_tokens >= 1, "max_tokens", max_tokens, "use an integer >= 1")
-    _check(isinstance(cache, (bool, str)), "cache", cache, "use true, false or a file path")
-    overriding_url = os.environ.get(base_url_env) if base_url_env else None
-    client = JudgeClient(
-        base_url=overriding_url or base_url,
-        model=model,
-        api_key=os.environ.get(api_key_env) if api_key_env else None,
-        timeout=float(timeout),
-        max_retries=max_retries,
-        backoff=float(backoff),
-        max_concurrency=max_concurrency,
-        temperature=float(temperature),
-        max_tokens=max_tokens,
+
+    name = "rubric"
+    summary = "LLM-judge rubric score in [0, 1] via an OpenAI-compatible server; rubrics: " + ", ".join(
+        available_rubrics()
     )
-    judge_cache = JudgeCache(cache if isinstance(cache, str) else None) if cache else None
-    judged_span = None if span == WHOLE_COMPLETION else (span or spec.span)
-    judge = RubricReward(spec, client, judge_cache, on_error, judged_span)
-    if asynchronous:
+    value_range = (0.0, 1.0)
+    source = "Kardia-R1 (rubric-as-judge), HumanOmniV2 (context and logic judges)"
 
-        async def rubric_fn(prompts, completions, **columns) -> list[float | None]:
-            return await judge.score(prompts, completions, **columns)
+    def __new__(cls, **options):
+        if cls is RubricReward and options.get("asynchronous") is False:
+            cls = SyncRubricReward
+        return super().__new__(cls)
 
-    else:
+    def __init__(
+        self,
+        *,
+        rubric: str = "empathy",
+        base_url: str = "http://127.0.0.1:8000/v1",
+        base_url_env: str = "AFFECT_RL_JUDGE_URL",
+        model: str = "",
+        api_key_env: str = "AFFECT_RL_JUDGE_API_KEY",
+        max_concurrency: Annotated[int, AtLeast(1)] = 8,
+        timeout: Annotated[float, Above(0)] = 60.0,
+        max_retries: Annotated[int, AtLeast(0)] = 3,
+        backoff: Annotated[float, AtLeast(0)] = 1.0,
+        on_error: Literal[ON_ERROR] = "skip",
+        cache: bool | str = True,
+        temperature: Annotated[float, AtLeast(0)] = 0.0,
+        max_tokens: Annotated[int, AtLeast(1)] = 256,
+        span: str | None = None,
+        template: str | None = None,
+        max_failure_rate: Annotated[float, Between(0, 1)] = 0.5,
+        failure_window: Annotated[int, AtLeast(1)] = 64,
+        asynchronous: bool = True,
+    ):
+        self.rubric, self.base_url, self.base_url_env, self.model = rubric, base_url, base_url_env, model
+        self.api_key_env, self.max_concurrency, self.timeout = api_key_env, max_concurrency, timeout
+        self.max_retries, self.backoff, self.on_error, self.cache = max_retries, backoff, on_error, cache
+        self.temperature, self.max_tokens, self.span, self.template = temperature, max_tokens, span, template
+        self.max_failure_rate, self.failure_window, self.asynchronous = max_failure_rate, failure_window, asynchronous
+        self._judge = self._build_judge()
 
-        def rubric_fn(prompts, completions, **columns) -> list[float | None]:
-            return judge.call_sync(prompts, completions, **columns)
+    def _build_judge(self) -> RubricJudge:
+        spec = load_rubric(self.rubric)
+        overriding_url = os.environ.get(self.base_url_env) if self.base_url_env else None
+        url = overriding_url or self.base_url
+        if not url.startswith(("http://", "https://")):
+            where = f"the environment variable {self.base_url_env}" if overriding_url else "option base_url"
+            raise ConfigError(f"Reward 'rubric': {where} is {url!r}; give the judge's API root with its scheme, "
+                              "e.g. http://127.0.0.1:8000/v1")  # fmt: skip
+        client = JudgeClient(
+            base_url=url,
+            model=self.model,
+            api_key=os.environ.get(self.api_key_env) if self.api_key_env else None,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            max_concurrency=self.max_concurrency,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+        judge_cache = JudgeCache(self.cache if isinstance(self.cache, str) else None) if self.cache else None
+        return RubricJudge(spec, client, cache=judge_cache, on_error=self.on_error, template=self.template,
+                           span=self.span, max_failure_rate=self.max_failure_rate,
+                           failure_window=self.failure_window)  # fmt: skip
 
-    rubric_fn.judge = judge
-    return rubric_fn
+    @property
+    def judge(self) -> RubricJudge:
+        """The judge engine (rebuilt on first use after unpickling)."""
+        if self._judge is None:
+            self._judge = self._build_judge()
+        return self._judge
+
+    def __getstate__(self) -> dict:
+        return {**self.options(), "__name__": self.__name__}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._judge = None
+
+    async def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        return await self.judge.score(prompts, completions, **columns)
+
+
+class SyncRubricReward(RubricReward):
+    """The rubric reward with ``asynchronous: false``: a plain call that runs the judge to completion."""
+
+    def __call__(self, prompts, completions, **columns) -> list[float | None]:
+        return self.judge.call_sync(prompts, completions, **columns)

@@ -1,24 +1,30 @@
-"""Rubric files: load a rubric, render the judge prompt, parse the judge's verdict.
+"""Rubric files: what the judge sees and the dimensions it scores, loaded from YAML.
 
-A rubric is data: ``data/rubrics/NAME.yaml`` (dimensions with name, description, scale and
-weight; the dimension names are the JSON keys the judge answers with) plus the Jinja judge
-prompt beside it (``judge_system.jinja``, ``judge_user.jinja``). ``rewards.rubric`` turns a
-rubric into a reward.
+A rubric is data: ``data/rubrics/NAME.yaml``. Rendering the judge's prompt from it is
+``rewards.rubric_prompt``, reading the judge's answer is ``rewards.rubric_verdict``, and
+``rewards.rubric`` turns it into a reward. Keys of a rubric file:
 
-Injection resistance: the policy's text is placed in blocks whose code is a hash of that text
-(it cannot close its own block), and scores are read only from the judge's answer: the LAST
-JSON object there that has every rubric key with a number on its scale, skipping any object
-the policy's text itself contains (a judge echoing ``{"empathy": 10}`` does not score it).
+- ``name``, ``subject`` (what is graded: "reply", "answer"; it names the task in the prompt).
+- ``template`` (optional): the output template (``rewards.templates``) whose spans the blocks
+  name; the stage's template replaces it.
+- ``instructions`` (optional): the judge's task in words; default "You are a strict grader...".
+- ``blocks``: what the judge sees, in order; each ``{title, from, span, required}``. ``from`` is
+  ``prompt`` (the conversation), ``completion`` (the policy's output; a missing span scores 0)
+  or a dataset column (shown when the row has it; ``required: true`` makes the reward None
+  without it). ``span`` reads one span of that text through the template.
+- ``scale`` (default ``{min, max}`` of every dimension) and ``dimensions``: each ``{name,
+  description, weight, scale, levels, example}``; the names are the JSON keys the judge answers
+  with. ``levels`` (a list of values, or value -> wording) makes those values the only ones allowed.
 
->>> rubric = load_rubric("logic")
->>> answer = 'Sure. {"clue_integration": 1, "reflection": 0, "logic": 1, "problem_analysis": 1, "consistency": 1}'
->>> rubric.combine(parse_verdict(answer, rubric))
+>>> rubric = load_rubric("context")
+>>> rubric.keys, rubric.dimensions[0].values
+(['coverage'], (5.0, 4.0, 2.0, 1.0, 0.0))
+>>> rubric.combine({"coverage": 4.0})
 0.8
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -30,13 +36,21 @@ import yaml
 from rewards.errors import ConfigError
 
 RUBRIC_DIR = Path(__file__).parent / "data" / "rubrics"
-SYSTEM_TEMPLATE = "judge_system.jinja"
-USER_TEMPLATE = "judge_user.jinja"
-_RUBRIC_KEYS = {"name", "summary", "source", "subject", "span", "inputs", "requires", "scale", "dimensions"}
-_DIMENSION_KEYS = {"name", "description", "weight", "scale", "example"}
+PROMPT, COMPLETION = "prompt", "completion"
+_RUBRIC_KEYS = {"name", "subject", "template", "instructions", "blocks", "scale", "dimensions"}
+_BLOCK_KEYS = {"title", "from", "span", "required"}
+_DIMENSION_KEYS = {"name", "description", "weight", "scale", "levels", "example"}
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
-# A number, optionally written "4/5" (the part after the slash must be the scale's top).
-_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?))?\s*")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the judge's prompt: a title and where its text comes from."""
+
+    title: str
+    source: str  # PROMPT, COMPLETION or a dataset column
+    span: str | None = None  # a span of that text, read through the output template
+    required: bool = False  # a column block: without it the rubric does not apply to the row
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,22 @@ class Dimension:
     high: float
     weight: float
     example: float
+    levels: tuple[tuple[float, str], ...] = ()  # (value, wording); when given, the only values allowed
+
+    @property
+    def values(self) -> tuple[float, ...] | None:
+        return tuple(value for value, _ in self.levels) or None
+
+    @property
+    def range_text(self) -> str:
+        """How the allowed scores are named to the judge: ``1 to 5``, or ``0, 1, 2, 4 or 5``."""
+        if not self.levels:
+            return f"{plain_number(self.low)} to {plain_number(self.high)}"
+        shown = [str(plain_number(value)) for value in sorted(self.values)]
+        return ", ".join(shown[:-1]) + " or " + shown[-1]
+
+    def accepts(self, score: float) -> bool:
+        return score in self.values if self.levels else self.low <= score <= self.high
 
     def normalise(self, score: float) -> float:
         """``score`` mapped from ``[low, high]`` to ``[0, 1]``."""
@@ -60,22 +90,24 @@ class Rubric:
     """A rubric file: what the judge sees and the dimensions it answers with."""
 
     name: str
-    summary: str
-    source: str
     subject: str
-    span: str | None
-    inputs: dict[str, str]
-    requires: tuple[str, ...]
+    template: str | None
+    instructions: str
+    blocks: tuple[Block, ...]
     dimensions: tuple[Dimension, ...]
-    fingerprint: str
 
     @property
     def keys(self) -> list[str]:
         return [dimension.name for dimension in self.dimensions]
 
+    @property
+    def spans(self) -> list[str]:
+        """Every span the blocks read (they must exist in the output template)."""
+        return [block.span for block in self.blocks if block.span]
+
     def example_json(self) -> str:
         """The answer format shown to the judge."""
-        return json.dumps({d.name: _plain_number(d.example) for d in self.dimensions})
+        return json.dumps({d.name: plain_number(d.example) for d in self.dimensions})
 
     def combine(self, scores: dict[str, float]) -> float:
         """Weighted mean of the normalised dimension scores, in [0, 1]."""
@@ -105,15 +137,14 @@ def load_rubric(name_or_path: str) -> Rubric:
             )
     if not path.exists():
         raise ConfigError(f"Rubric file {path} does not exist. Give an existing .yaml path or a shipped rubric name.")
-    text = path.read_text()
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as problem:
-        raise ConfigError(f"Rubric file {path} is not valid YAML: {problem}") from None
-    return _rubric_from_data(data, text, path)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as problem:
+        raise ConfigError(f"Rubric file {path} is not valid UTF-8 YAML: {problem}") from None
+    return _rubric_from_data(data, path)
 
 
-def _rubric_from_data(data, text: str, path: Path) -> Rubric:
+def _rubric_from_data(data, path: Path) -> Rubric:
     def fail(message: str):
         raise ConfigError(f"Rubric file {path}: {message}")
 
@@ -122,9 +153,14 @@ def _rubric_from_data(data, text: str, path: Path) -> Rubric:
     unknown = set(data) - _RUBRIC_KEYS
     if unknown:
         fail(f"unknown key(s) {sorted(unknown)}; accepted keys: {sorted(_RUBRIC_KEYS)}")
-    for key in ("name", "summary", "subject", "dimensions"):
+    for key in ("name", "subject", "blocks", "dimensions"):
         if not data.get(key):
             fail(f"key {key!r} is missing or empty")
+    if not isinstance(data["blocks"], list) or not isinstance(data["dimensions"], list):
+        fail("'blocks' and 'dimensions' must be lists")
+    blocks = tuple(_block(entry, fail) for entry in data["blocks"])
+    if not any(block.source == COMPLETION for block in blocks):
+        fail("no block has `from: completion`: the judge would never see the policy's output")
     default_scale = data.get("scale") or {}
     dimensions = tuple(_dimension(entry, default_scale, fail) for entry in data["dimensions"])
     names = [d.name for d in dimensions]
@@ -132,21 +168,25 @@ def _rubric_from_data(data, text: str, path: Path) -> Rubric:
         fail(f"dimension names repeat: {names}")
     if sum(d.weight for d in dimensions) <= 0:
         fail("the dimension weights sum to 0; give at least one a positive weight")
-    inputs = data.get("inputs") or {}
-    if not isinstance(inputs, dict):
-        fail("'inputs' must map dataset column -> description")
-    templates = "".join((RUBRIC_DIR / name).read_text() for name in (SYSTEM_TEMPLATE, USER_TEMPLATE))
     return Rubric(
         name=str(data["name"]),
-        summary=str(data["summary"]),
-        source=str(data.get("source", "")),
         subject=str(data["subject"]),
-        span=data.get("span") or None,
-        inputs={str(k): str(v) for k, v in inputs.items()},
-        requires=tuple(data.get("requires") or ()),
+        template=data.get("template") or None,
+        instructions=str(data.get("instructions") or "").strip(),
+        blocks=blocks,
         dimensions=dimensions,
-        fingerprint=hashlib.sha256((text + templates).encode()).hexdigest()[:16],
     )
+
+
+def _block(entry, fail) -> Block:
+    if not isinstance(entry, dict) or set(entry) - _BLOCK_KEYS or not entry.get("title") or not entry.get("from"):
+        fail(f"each block is a mapping with keys {sorted(_BLOCK_KEYS)} (title and from required); got {entry!r}")
+    source, required = str(entry["from"]), entry.get("required", False)
+    if not isinstance(required, bool) or (required and source in (PROMPT, COMPLETION)):
+        fail(f"block {entry['title']!r}: `required: true` applies to dataset columns only; got {entry!r}")
+    if entry.get("span") and source == PROMPT:
+        fail(f"block {entry['title']!r}: the prompt has no spans; remove `span`")
+    return Block(str(entry["title"]), source, entry.get("span") or None, required)
 
 
 def _dimension(entry, default_scale: dict, fail) -> Dimension:
@@ -157,153 +197,30 @@ def _dimension(entry, default_scale: dict, fail) -> Dimension:
         fail(f"dimension name {name!r} must be a lower-case JSON key such as 'persona_consistency'")
     scale = {**default_scale, **(entry.get("scale") or {})}
     low, high = scale.get("min"), scale.get("max")
-    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or high <= low:
+    if not _is_number(low) or not _is_number(high) or high <= low:
         fail(f"dimension {name!r} needs a scale {{min: a, max: b}} with b > a; got {scale!r}")
     weight = entry.get("weight", 1.0)
-    if not isinstance(weight, (int, float)) or weight < 0:
+    if not _is_number(weight) or weight < 0:
         fail(f"dimension {name!r} has weight {weight!r}; use a number >= 0")
+    levels = entry.get("levels") or {}
+    if isinstance(levels, list):
+        levels = dict.fromkeys(levels, "")
+    if not isinstance(levels, dict) or not all(_is_number(v) and low <= v <= high for v in levels):
+        fail(f"dimension {name!r}: levels list the allowed scores (numbers from {low} to {high}), or map each to "
+             "its wording")  # fmt: skip
+    levels = tuple(sorted(((float(value), str(text or "").strip()) for value, text in levels.items()), reverse=True))
     # The example is what a small judge copies: a value near the top, clearly inside the scale.
     example = entry.get("example", low + round(0.75 * (high - low)))
-    return Dimension(name, str(entry.get("description", "")), float(low), float(high), float(weight), float(example))
+    if levels:
+        example = min((value for value, _ in levels), key=lambda value: abs(value - example))
+    return Dimension(name, str(entry.get("description", "")), float(low), float(high), float(weight),
+                     float(example), levels)  # fmt: skip
 
 
-def _plain_number(value: float):
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def plain_number(value: float):
+    """4.0 -> 4, 4.5 -> 4.5 (how scores are shown to the judge)."""
     return int(value) if float(value).is_integer() else value
-
-
-# ── Judge prompt ──
-
-
-@lru_cache(maxsize=1)
-def _jinja():
-    import jinja2
-
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(RUBRIC_DIR),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        keep_trailing_newline=False,
-        autoescape=False,  # plain text for a language model, not HTML
-    )
-    environment.filters["number"] = _plain_number
-    return environment
-
-
-def block_code(*texts: str) -> str:
-    """The code that marks a sample's blocks: a hash of every text inside them.
-
-    A completion would have to contain its own hash to forge an END marker.
-
-    >>> len(block_code("a", "b")), block_code("a", "b") == block_code("a", "b")
-    (12, True)
-    """
-    return hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:12]
-
-
-def judge_messages(rubric: Rubric, conversation: str, completion: str, inputs: list[dict]) -> list[dict]:
-    """The chat messages sent to the judge for one sample.
-
-    ``inputs`` holds ``{"name", "text"}`` blocks from the dataset columns (titled by the column name).
-    """
-    nonce = block_code(conversation, completion, *(block["text"] for block in inputs))
-    example_json = rubric.example_json()
-    system = _jinja().get_template(SYSTEM_TEMPLATE).render(rubric=rubric, example_json=example_json)
-    user = _jinja().get_template(USER_TEMPLATE).render(
-        rubric=rubric, nonce=nonce, conversation=conversation, completion=completion, inputs=inputs,
-        example_json=example_json,
-    )  # fmt: skip
-    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
-
-
-def conversation_text(prompt) -> str:
-    """A TRL prompt (string or chat messages) as plain ``role: content`` lines.
-
-    >>> parts = [{"type": "text", "text": "yo"}]
-    >>> conversation_text([{"role": "user", "content": "hi"}, {"role": "assistant", "content": parts}])
-    'user: hi\\nassistant: yo'
-    """
-    if isinstance(prompt, str) or prompt is None:
-        return prompt or ""
-    lines = []
-    for message in prompt:
-        content = message.get("content", "")
-        if isinstance(content, list):
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        lines.append(f"{message.get('role', 'user')}: {content}")
-    return "\n".join(lines)
-
-
-# ── Parsing the judge's answer ──
-
-
-def json_objects(text: str) -> list[tuple[str, dict]]:
-    """Every JSON object in ``text`` (raw text, value), in order; text around them is ignored.
-
-    >>> [value for _, value in json_objects('x {"a": 1} y {"b": {"c": 2}} {bad}')]
-    [{'a': 1}, {'b': {'c': 2}}, {'c': 2}]
-    """
-    decoder = json.JSONDecoder()
-    found = []
-    for start in (match.start() for match in re.finditer(r"\{", text)):
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            found.append((text[start:end], value))
-    return found
-
-
-def _normalise_key(key: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
-
-
-def _score_value(value, dimension: Dimension) -> float | None:
-    """A number on the dimension's scale from a JSON value (4, 4.5, "4", "4/5"), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        score = float(value)
-    elif isinstance(value, str) and (match := _NUMBER.fullmatch(value)):
-        if match.group(2) is not None and float(match.group(2)) != dimension.high:
-            return None
-        score = float(match.group(1))
-    else:
-        return None
-    return score if dimension.low <= score <= dimension.high else None
-
-
-def verdict_from_object(value: dict, rubric: Rubric) -> dict[str, float] | None:
-    """The dimension scores in one JSON object, or None unless every key has an in-scale number."""
-    normalised = {_normalise_key(key): item for key, item in value.items()}
-    scores = {}
-    for dimension in rubric.dimensions:
-        score = _score_value(normalised.get(dimension.name), dimension)
-        if score is None:
-            return None
-        scores[dimension.name] = score
-    return scores
-
-
-def parse_verdict(answer: str, rubric: Rubric, policy_texts: tuple[str, ...] = ()) -> dict[str, float] | None:
-    """Dimension scores from the judge's ``answer``, or None if it holds no valid verdict.
-
-    The last complete in-scale object wins (judges that reason first give the verdict last).
-    An object that also occurs in ``policy_texts`` (the completion, the prompt) is an echo of
-    the policy's text, not the judge's verdict, and is skipped.
-
-    >>> rubric = load_rubric("emotion_reasoning")
-    >>> parse_verdict('{"grounding": 4, "consistency": "5/5"}', rubric)
-    {'grounding': 4.0, 'consistency': 5.0}
-    >>> parse_verdict('{"grounding": 9, "consistency": 5}', rubric) is None  # off the 1-5 scale
-    True
-    >>> echo = '{"grounding": 5, "consistency": 5}'
-    >>> parse_verdict(echo, rubric, policy_texts=("trust me " + echo,)) is None
-    True
-    """
-    echoed = [verdict_from_object(value, rubric) for text in policy_texts for _, value in json_objects(text)]
-    for _, value in reversed(json_objects(answer)):
-        scores = verdict_from_object(value, rubric)
-        if scores is not None and scores not in echoed:
-            return scores
-    return None

@@ -142,19 +142,20 @@ class Template:
         """
         return [marker for marker in self.markers if marker not in self.headers and completion.count(marker) > 1]
 
-    def matches(self, completion: str) -> bool:
-        """Whether ``completion`` (whitespace-stripped) fully matches the template.
+    def matches(self, completion: str, *, prefix: bool = False, strip: bool = True) -> bool:
+        """Whether ``completion`` (whitespace-stripped unless ``strip`` is false) fully matches the template.
 
         For ``r1`` this is the published format reward's
         ``re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>", text, re.DOTALL)``; other
-        templates chain their spans the same way. Spans are chained at the earliest junction,
-        which finds a match whenever one exists because ``.*?`` between the markers accepts
-        anything. Headers and inner spans must occur in order inside the reasoning span, and a
-        confidence span must hold a plain decimal strictly between 0 and 1.
+        templates chain their spans the same way. With ``prefix`` the text must only start with
+        the template (``re.match``, trailing text allowed). Spans are chained at the earliest
+        junction, which finds a match whenever one exists because ``.*?`` between the markers
+        accepts anything. Headers and inner spans must occur in order inside the reasoning span,
+        and a confidence span must hold a plain decimal strictly between 0 and 1.
         """
-        text = completion.strip()
+        text = completion.strip() if strip else completion
         first, last = self.spans[0], self.spans[-1]
-        if not text.startswith(first.opening) or not text.endswith(last.closing):
+        if not text.startswith(first.opening) or not (prefix or text.endswith(last.closing)):
             return False
         position = len(first.opening)
         bounds = {}  # span name -> (start, end) of its content
@@ -164,7 +165,7 @@ class Template:
                 return False
             bounds[current.name] = (position, found.start())
             position = found.end()
-        end = len(text) - len(last.closing)
+        end = text.find(last.closing, position) if prefix else len(text) - len(last.closing)
         if end < position:
             return False
         bounds[last.name] = (position, end)

@@ -1,6 +1,6 @@
 """The MER emotion-wheel data: loading, label parsing and precomputed word -> label tables.
 
-Shared by ``rewards.emotion_wheel`` (the EW metric and reward) and ``rewards.accuracy``
+Shared by ``rewards.emotion_wheel`` (the EW metric and reward) and ``rewards.labels``
 (inflection and synonym matching). The data is ``data/emotion_wheel/wheel_mapping.json``
 (zeroQiaoba/MERTools, MER2026 Track 2, CC BY-NC 4.0; see PROVENANCE.md beside it):
 
@@ -29,7 +29,7 @@ from itertools import repeat
 
 import numpy as np
 
-from rewards.errors import ConfigError, DataError
+from rewards.errors import ConfigError
 
 LEVELS = ("level1", "level2")
 WHEELS = (1, 2, 3, 4, 5)
@@ -208,37 +208,3 @@ def synonym_set(word: str) -> frozenset[str]:
     raw_mapping = load_wheel_data().raw_mapping
     bases = base_forms(word)
     return bases.union(*(raw_mapping.get(base, ()) for base in bases))
-
-
-# ---- gold columns ----
-
-
-def gold_column(reward: str, columns: dict, name: str, n_rows: int, option: str = "label_column") -> list:
-    """The dataset column ``name`` that ``reward`` scores against; DataError if it is absent.
-
-    ``option`` is the reward option that names the column (quoted in the error's fix).
-    """
-    if name not in columns or columns[name] is None:
-        present = ", ".join(sorted(k for k in columns if not k.startswith("completion"))) or "none"
-        raise DataError(
-            f"Reward {reward!r} needs the dataset column {name!r}, which this batch lacks "
-            f"(columns present: {present}). Add the column to the dataset, or set the reward's "
-            f"option {option} to the column that holds these gold values."
-        )
-    values = list(columns[name])
-    if len(values) != n_rows:
-        raise DataError(
-            f"Reward {reward!r}: column {name!r} has {len(values)} values for {n_rows} completions; "
-            f"pass one gold value per completion."
-        )
-    return values
-
-
-def bad_gold(reward: str, name: str, row: int, value, expected: str) -> DataError:
-    """The DataError for a malformed gold value (names the column, the row and the fix)."""
-    shown = repr(value)
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return DataError(
-        f"Reward {reward!r}: column {name!r}, row {row} of the batch holds {shown} "
-        f"({type(value).__name__}); expected {expected}. Fix that row of the dataset."
-    )

@@ -2,7 +2,7 @@ import pytest
 
 from affect_rl import config
 from affect_rl.cli import main
-from affect_rl.errors import ConfigError
+from affect_rl.errors import ConfigError, EnvironmentProblem
 
 SFT_RECIPE = "recipes/demo/sft.yaml"
 GRPO_RECIPE = "recipes/demo/grpo.yaml"
@@ -106,8 +106,100 @@ def test_cli_prints_one_line_error_without_traceback(capsys):
     assert "Did you mean 'learning_rate'" in err and "Traceback" not in err
 
 
-def test_stage_help_lists_affect_rl_keys(capsys):
-    with pytest.raises(SystemExit):
-        main(["sft", "--help"])
+def test_stage_list_keys_lists_affect_rl_keys(capsys):
+    assert main(["sft", "--list-keys"]) == 0
     out = capsys.readouterr().out
-    assert "--config" in out and "column_mapping" in out and "SFTConfig" in out
+    assert "column_mapping" in out and "SFTConfig" in out
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("learning_rate", "nan", r"'learning_rate' must be a finite number, got nan"),
+    ("learning_rate", "inf", r"'learning_rate' must be a finite number, got inf"),
+    ("max_grad_norm", "-inf", r"'max_grad_norm' must be a finite number, got -inf"),
+    ("weight_decay", "NaN", r"'weight_decay' must be a finite number"),
+    ("per_device_train_batch_size", "0", r"'per_device_train_batch_size' must be positive, got 0"),
+    ("gradient_accumulation_steps", "-2", r"'gradient_accumulation_steps' must be positive, got -2"),
+    ("num_train_epochs", "0", r"'num_train_epochs' must be positive, got 0.0"),
+    ("max_steps", "0", r"'max_steps' must be -1 \(train for num_train_epochs\) or at least 1, got 0"),
+    ("max_steps", "-5", r"'max_steps' must be -1 .* got -5"),
+    ("warmup_steps", "-1", r"'warmup_steps' must be 0 or more, got -1.0"),
+    ("max_length", "0", r"'max_length' must be positive, got 0"),
+    ("lora_r", "0", r"'lora_r' must be positive"),
+    ("max_train_samples", "0", r"'max_train_samples' must be positive"),
+])
+def test_non_finite_numbers_and_non_positive_sizes_are_config_errors(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load_stage_config("sft", SFT_RECIPE, [f"--{key}", value])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("num_generations", "0", r"'num_generations' must be positive, got 0"),
+    ("max_completion_length", "-1", r"'max_completion_length' must be positive"),
+    ("temperature", "0", r"'temperature' must be positive"),
+    ("beta", "nan", r"'beta' must be a finite number"),
+])
+def test_grpo_sizes_and_numbers_are_checked(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load_stage_config("grpo", GRPO_RECIPE, [f"--{key}", value])
+
+
+def test_valid_edge_values_are_kept():
+    cfg = config.load_stage_config("sft", SFT_RECIPE, ["--max_steps", "-1", "--warmup_steps", "0",
+                                                       "--logging_steps", "0.1", "--max_steps=1"])
+    assert (cfg.training.max_steps, cfg.training.warmup_steps, cfg.training.logging_steps) == (1, 0, 0.1)
+
+
+def test_a_fractional_max_steps_in_yaml_is_not_rounded(tmp_path):
+    recipe = tmp_path / "steps.yaml"
+    recipe.write_text("max_steps: 1.5\n")
+    with pytest.raises(ConfigError, match=r"steps\.yaml: 'max_steps' expects int, got 1\.5 \(float\)"):
+        config.load_stage_config("sft", str(recipe))
+    recipe.write_text("max_steps: 2.0\n")  # a whole float is still a whole number of steps
+    assert config.load_stage_config("sft", str(recipe)).training.max_steps == 2
+
+
+def test_a_duplicated_yaml_key_names_the_key_and_both_lines(tmp_path):
+    recipe = tmp_path / "twice.yaml"
+    recipe.write_text("task: emotion\nlearning_rate: 1e-4\nmax_steps: 3\nlearning_rate: 1e-3\n")
+    with pytest.raises(ConfigError, match=r"twice\.yaml: duplicated key 'learning_rate' on line 4 \(first on line 2\)"):
+        config.load_stage_config("sft", str(recipe))
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("rewards:\n  - name: format\n    weight: 1\n    weight: 2\n")
+    with pytest.raises(ConfigError, match=r"duplicated key 'weight' on line 4 \(first on line 3\)"):
+        config.load_stage_config("grpo", str(nested))
+    # YAML merge keys may override what they merge in
+    assert config.load_yaml("a: &x {k: 1}\nb:\n  <<: *x\n  k: 2\n") == {"a": {"k": 1}, "b": {"k": 2}}
+
+
+def test_nan_inf_filter_is_off_by_default_so_a_nan_loss_reaches_the_log():
+    assert config.load_stage_config("sft", SFT_RECIPE).training.logging_nan_inf_filter is False
+    assert config.load_stage_config("sft", SFT_RECIPE, ["--logging_nan_inf_filter", "true"]
+                                    ).training.logging_nan_inf_filter is True
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    (["--load_in_4bit", "true"], ConfigError, r"load_in_4bit needs use_peft: true"),
+    (["--load_in_4bit", "true", "--load_in_8bit", "true"], ConfigError, r"load_in_4bit and load_in_8bit are exclusive"),
+    (["--load_in_8bit", "true", "--use_peft", "true"], EnvironmentProblem,
+     r"load_in_8bit: true cannot run here: .*no CUDA GPU is visible.*Remove load_in_8bit"),
+])
+def test_quantization_is_checked_before_loading(monkeypatch, overrides, error, message):
+    monkeypatch.setattr(config, "cuda_available", lambda: False)
+    with pytest.raises(error, match=message):
+        config.load_stage_config("sft", SFT_RECIPE, overrides)
+
+
+def test_deepspeed_on_cpu_defaults_to_gloo_fp32_and_keeps_deepspeed(monkeypatch):
+    monkeypatch.setattr(config, "cuda_available", lambda: False)
+    monkeypatch.setattr(config, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    training = {}
+    config.apply_hardware_defaults(training)
+    assert training == {"use_cpu": False, "ddp_backend": "gloo", "bf16": False, "activation_checkpointing": False}
+    explicit = {"bf16": True, "ddp_backend": "ccl"}  # explicit values still win
+    config.apply_hardware_defaults(explicit)
+    assert (explicit["bf16"], explicit["ddp_backend"], explicit["use_cpu"]) == (True, "ccl", False)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "false")
+    plain = {}
+    config.apply_hardware_defaults(plain)
+    assert plain == {"use_cpu": True, "activation_checkpointing": False, "bf16": True}

@@ -157,6 +157,31 @@ def test_identical_checkpoints_differ_by_exactly_zero():
     assert report["n_rows"] == 4
 
 
+def test_a_paired_difference_is_later_minus_earlier_with_its_sign_and_paired_interval():
+    import numpy as np
+
+    from affect_rl.stats import resample_indices
+
+    base = [{"correct": float(row % 2)} for row in range(8)]  # accuracy 0.5
+    tuned = [{"correct": 1.0 if row < 7 else 0.0} for row in range(8)]  # accuracy 0.875; worse on the last row
+    metrics = {"accuracy": task_metrics("emotion", "r1", generated=False)["accuracy"]}
+    report = summarise({"base": base, "tuned": tuned}, metrics, n_bootstrap=300, seed=3)
+    difference = report["differences"]["tuned-base"]
+    assert (difference["minuend"], difference["subtrahend"]) == ("tuned", "base")
+    assert difference["metrics"]["accuracy"]["value"] == pytest.approx(0.375)
+    assert report["summary"]["tuned-base"]["accuracy"] == pytest.approx(0.375)
+    # The paired bootstrap: the same resampled rows for both checkpoints, difference per resample.
+    draws = [np.mean([tuned[i]["correct"] - base[i]["correct"] for i in rows]) for rows in resample_indices(8, 300, 3)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    assert (difference["metrics"]["accuracy"]["ci_low"], difference["metrics"]["accuracy"]["ci_high"]) == (
+        pytest.approx(low), pytest.approx(high))
+    assert low < 0.375 < high and high > 0
+
+    flipped = summarise({"tuned": tuned, "base": base}, metrics, n_bootstrap=300, seed=3)["differences"]["base-tuned"]
+    assert flipped["metrics"]["accuracy"] == {"value": pytest.approx(-0.375), "ci_low": pytest.approx(-high),
+                                              "ci_high": pytest.approx(-low)}
+
+
 # ---- generation on a tiny random Llama ----
 
 
@@ -317,3 +342,24 @@ def test_eval_cli_scores_a_whole_unsplit_file_with_per_dataset_metrics(tiny_mode
     assert "exact_match" in report["metrics"] and "## ea (4 rows)" in (out / "report.md").read_text()
     assert main(["eval", "--model", tiny_model_dir, "--data", str(data), "--task", "choice", "--batch_size", "-1"]) == 2
     assert "batch_size must be a positive integer; got -1" in capsys.readouterr().err
+
+
+def test_sampling_draws_n_completions_per_prompt_in_prompt_major_order(tiny_model_dir, monkeypatch):
+    from affect_rl.generation import Sampling
+
+    monkeypatch.setattr(generation, "cpu_supports_bf16", lambda: False)
+    sampling = Sampling(n=3, temperature=1.0, seed=7)
+    drawn = generate_completions(tiny_model_dir, PROMPTS[:2], batch_size=2, max_new_tokens=5, progress=False,
+                                 sampling=sampling)  # fmt: skip
+    assert len(drawn) == 6 and len(drawn.num_tokens) == 6
+    # One prompt per batch: prompt 0 (the shorter) is drawn first, from the same seeded state as alone,
+    # so its three completions are the first three, and equal to drawing them alone.
+    one_by_one = generate_completions(tiny_model_dir, PROMPTS[:2], batch_size=1, max_new_tokens=5, progress=False,
+                                      sampling=sampling)  # fmt: skip
+    alone = generate_completions(tiny_model_dir, PROMPTS[:1], batch_size=1, max_new_tokens=5, progress=False,
+                                 sampling=sampling)  # fmt: skip
+    assert list(one_by_one)[:3] == list(alone)
+    assert len(set(drawn)) > 2  # sampled at temperature 1, a random model does not repeat itself
+    greedy_alone = generate_completions(tiny_model_dir, PROMPTS[1:2], batch_size=1, max_new_tokens=5, progress=False)
+    greedy = generate_completions(tiny_model_dir, PROMPTS[:2], batch_size=2, max_new_tokens=5, progress=False)
+    assert greedy[1] == greedy_alone[0]

@@ -1,26 +1,37 @@
 """The GRPO stage on a tiny random Llama with SmolLM2's tokenizer."""
 
+import shutil
+
 import pytest
 import torch
 
 from affect_rl import grpo
 from affect_rl.config import build_stage_config
 from affect_rl.errors import EnvironmentProblem
+from rewards.base import Reward
 
 REWARDS = [{"name": "emotion_wheel", "weight": 1.0}, {"name": "format", "weight": 0.2},
-           {"name": "length", "weight": 0.1, "max_length": 16, "buffer": 4}, {"name": "vowels", "weight": 1.0}]
+           {"name": "length", "weight": 0.1, "buffer": 4}, {"name": "vowels", "weight": 1.0}]  # max_length: the stage's 12
+
+
+class Vowels(Reward):
+    """Vowels per completion / 10: varies across random text (the real rewards score a random
+    model's output 0 everywhere, which leaves GRPO no advantage to follow)."""
+
+    name, summary, value_range, source = "vowels", "test", (0.0, 1000.0), "tests"
+
+    def __init__(self):
+        pass
+
+    def __call__(self, prompts, completions, **kwargs):
+        return [sum(ch in "aeiou" for ch in str(c)) / 10 for c in completions]
 
 
 @pytest.fixture(autouse=True)
 def vowel_reward(monkeypatch):
-    """A reward that varies across random text (the real ones score a random model's output 0
-    everywhere, which leaves GRPO no advantage to follow)."""
     from rewards import registry
 
-    def factory():
-        return lambda prompts, completions, **kwargs: [sum(ch in "aeiou" for ch in str(c)) / 10 for c in completions]
-
-    monkeypatch.setitem(registry._REGISTRY, "vowels", registry.RewardSpec("vowels", factory, "test", (0.0, 10.0)))
+    monkeypatch.setitem(registry._REGISTRY, "vowels", Vowels)
 
 
 def tiny_grpo_values(model_dir, data_file, output_dir, **extra):
@@ -62,13 +73,13 @@ def test_grpo_with_lora_trains_only_the_adapter(tiny_model_dir, emotion_file, tm
 
 def test_interrupted_grpo_resumes_at_the_same_global_step(tiny_model_dir, emotion_file, tmp_path):
     output_dir = tmp_path / "resume"
-    first = tiny_grpo_values(tiny_model_dir, emotion_file, output_dir, max_steps=2, save_strategy="steps",
-                             save_steps=1)
+    first = tiny_grpo_values(tiny_model_dir, emotion_file, output_dir, max_steps=3, save_strategy="steps",
+                             save_steps=1, resume_from_checkpoint="last")
     grpo.train(build_stage_config("grpo", first, "test"))
+    # As if the run had died before step 3: a resumed trainer starts at global step 2, not 0.
+    shutil.rmtree(output_dir / "checkpoint-3")
     assert (output_dir / "checkpoint-2").is_dir()
-    # The run is "extended" to 3 steps: a resumed trainer starts at global step 2, not 0.
-    resumed = dict(first, max_steps=3, resume_from_checkpoint="last")
-    trainer = grpo.train(build_stage_config("grpo", resumed, "test"))
+    trainer = grpo.train(build_stage_config("grpo", first, "test"))
     steps = [entry["step"] for entry in trainer.state.log_history if "loss" in entry]
     assert steps == [1, 2, 3] and trainer.state.global_step == 3
 

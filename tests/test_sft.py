@@ -1,6 +1,5 @@
 """The SFT stage on a tiny random Llama with SmolLM2's tokenizer."""
 
-import pytest
 import torch
 
 from affect_rl import sft
@@ -35,7 +34,7 @@ def test_sft_lowers_loss_changes_weights_and_saves(tiny_model_dir, emotion_file,
 def test_only_completion_tokens_carry_loss(tiny_model_dir, emotion_file, tmp_path):
     from trl import SFTTrainer
 
-    cfg = tiny_sft_config(tiny_model_dir, emotion_file, tmp_path / "out", max_steps=0)
+    cfg = tiny_sft_config(tiny_model_dir, emotion_file, tmp_path / "out", max_steps=1)
     from affect_rl.data import load_splits, to_sft_dataset
     from affect_rl.models import load_tokenizer
 

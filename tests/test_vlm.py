@@ -3,6 +3,7 @@ generation on images, and the vLLM inputs (vLLM itself mocked at its boundary)."
 
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 import types
 
@@ -130,7 +131,7 @@ def test_trl_collates_image_rows_with_loss_on_the_completion_only(tiny_vlm_dir, 
     data = DataArguments(dataset=str(tmp_path / "x.jsonl"), task="facial", template="r1")
     dataset = to_sft_dataset(Dataset.from_list(rows), data)
     cfg = build_stage_config("sft", {"model_name_or_path": tiny_vlm_dir, "output_dir": str(tmp_path / "out"),
-                                     "max_steps": 0, "report_to": "none", "bf16": False}, "test")  # fmt: skip
+                                     "max_steps": 1, "report_to": "none", "bf16": False}, "test")  # fmt: skip
     processor = load_processing_class(tiny_vlm_dir, padding_side="right")
     trainer = SFTTrainer(model=tiny_vlm_dir, args=cfg.training, train_dataset=dataset, processing_class=processor)
     batch = trainer.data_collator([dataset[0], dataset[1]])
@@ -212,7 +213,10 @@ class FakeVLLM:
 def test_vllm_gets_token_ids_and_images_as_trl_passes_them(tiny_vlm_dir, tmp_path, monkeypatch):
     from affect_rl.data import render_prompt
 
-    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeVLLM.LLM, SamplingParams=FakeVLLM.SamplingParams))
+    fake = types.ModuleType("vllm")
+    fake.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
+    fake.LLM, fake.SamplingParams = FakeVLLM.LLM, FakeVLLM.SamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", fake)
     monkeypatch.setattr(generation, "vllm_usable", lambda: True)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     FakeVLLM.calls.clear()
@@ -225,7 +229,8 @@ def test_vllm_gets_token_ids_and_images_as_trl_passes_them(tiny_vlm_dir, tmp_pat
     init = FakeVLLM.calls["init"]
     assert init["model"] == tiny_vlm_dir and init["limit_mm_per_prompt"] == {"image": 2}
     inputs, sampling = FakeVLLM.calls["generate"]
-    assert sampling == {"temperature": 0.0, "max_tokens": 32, "skip_special_tokens": True}
+    assert sampling == {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_tokens": 32, "skip_special_tokens": True,
+                        "seed": 0}  # greedy  # fmt: skip
     assert set(inputs[0]) == {"prompt_token_ids", "multi_modal_data"}
     one, two = inputs[0]["multi_modal_data"]["image"], inputs[1]["multi_modal_data"]["image"]
     assert isinstance(one, Image.Image) and one.size == (48, 40)  # one image: the image itself, as TRL passes it

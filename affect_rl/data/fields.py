@@ -19,9 +19,9 @@ import math
 import re
 from typing import Any
 
-from rewards.action_units import parse_au_list
+from rewards.action_units import parse_aus
+from rewards.choice import LETTERS, gold_options, option_texts
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MESSAGE_ROLES = ("user", "assistant", "system")
 # Longer cells are almost always a broken file (a whole document in one cell), not a row.
 MAX_TEXT_CHARS = 200_000
@@ -69,7 +69,7 @@ def label_list(value: Any) -> list[str]:
 
 def action_units(value: Any) -> list[int]:
     try:
-        return parse_au_list(value)
+        return parse_aus(value)
     except (TypeError, ValueError, RecursionError) as error:
         raise Mismatch from error
 
@@ -111,28 +111,18 @@ def flag(value: Any) -> bool:
     raise Mismatch
 
 
-_OWN_LETTER = re.compile(r"\s*[(\[]?([A-Za-z])[.:)\]]\s+")
-
-
 def options(value: Any) -> list[str]:
-    """Option texts in letter order; a leading "A. " naming the option's own letter is dropped."""
+    """Option texts in letter order (``rewards.choice.option_texts``: a leading "A. " naming the
+    option's own letter is dropped); at least two, each non-empty."""
     if isinstance(value, str):
         value = parse_json_list(value) if value.lstrip().startswith("[") else _parse_json_dict(value)
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda key: str(key).strip().upper())
-        if [str(key).strip().upper() for key in keys] != list(LETTERS[: len(keys)]):
-            raise Mismatch
-        value = [value[key] for key in keys]
-    if not isinstance(value, (list, tuple)) or not 2 <= len(value) <= len(LETTERS):
+    try:
+        texts = option_texts(value)
+    except TypeError as error:
+        raise Mismatch from error
+    if len(texts) < 2:
         raise Mismatch
-    texts = []
-    for index, option in enumerate(value):
-        option = text(option)
-        prefix = _OWN_LETTER.match(option)
-        if prefix and prefix.group(1).upper() == LETTERS[index]:
-            option = option[prefix.end() :].strip()
-        texts.append(text(option))
-    return texts
+    return [text(option) for option in texts]
 
 
 def _parse_json_dict(value: str) -> dict:
@@ -145,12 +135,9 @@ def _parse_json_dict(value: str) -> dict:
     return parsed
 
 
-_LETTER_RUN = re.compile(r"[A-Z]+")
-_LETTER_LIST = re.compile(r"[A-Z](?:\s*[,;/&+]\s*[A-Z]|\s+AND\s+[A-Z])*")
-
-
 def answer_letters(value: Any, option_texts: list[str]) -> list[str]:
-    """The correct letters of a choice row, sorted and unique, each naming an existing option.
+    """The correct letters of a choice row, sorted and unique, each naming an existing option:
+    letters or option texts as ``rewards.choice.gold_options`` reads them, or 0-based indices.
 
     >>> answer_letters("ACD", ["a", "b", "c", "d"]), answer_letters(" B,C ", ["a", "b", "c"])
     (['A', 'C', 'D'], ['B', 'C'])
@@ -158,35 +145,22 @@ def answer_letters(value: Any, option_texts: list[str]) -> list[str]:
     (['B'], ['B'])
     """
     items = value if isinstance(value, (list, tuple)) else [value]
-    letters: set[str] = set()
+    indices: set[int] = set()
     for item in items:
-        letters |= _item_letters(item, option_texts)
-    if not letters:
-        raise Mismatch
-    return sorted(letters)
-
-
-def _item_letters(item: Any, option_texts: list[str]) -> set[str]:
-    if isinstance(item, bool):
-        raise Mismatch
-    if isinstance(item, (int, float)):  # a 0-based index, as ClassLabel-style datasets store it
-        if isinstance(item, float) and not (math.isfinite(item) and item.is_integer()):
+        if isinstance(item, bool):
             raise Mismatch
-        if not 0 <= int(item) < len(option_texts):
+        if isinstance(item, (int, float)):  # a 0-based index, as ClassLabel-style datasets store it
+            if not (math.isfinite(item) and float(item).is_integer() and 0 <= int(item) < len(option_texts)):
+                raise Mismatch
+            indices.add(int(item))
+            continue
+        named = gold_options(item.strip() if isinstance(item, str) else item, option_texts)
+        if named is None:
             raise Mismatch
-        return {LETTERS[int(item)]}
-    if not isinstance(item, str) or not item.strip():
+        indices |= named
+    if not indices:
         raise Mismatch
-    stripped = item.strip()
-    by_text = [i for i, option in enumerate(option_texts) if option.lower() == stripped.lower()]
-    if len(by_text) == 1:
-        return {LETTERS[by_text[0]]}
-    candidate = stripped.strip("()[]. ").upper()
-    if _LETTER_RUN.fullmatch(candidate) or _LETTER_LIST.fullmatch(candidate):
-        letters = set(re.findall(r"[A-Z]", candidate.replace(" AND ", ",")))
-        if letters and all(LETTERS.index(letter) < len(option_texts) for letter in letters):
-            return letters
-    raise Mismatch
+    return [LETTERS[index] for index in sorted(indices)]
 
 
 def anything(value: Any) -> Any:

@@ -4,7 +4,7 @@ A training stage writes ``heldout.jsonl`` (its held-out rows, canonical, re-load
 task file) and ``train_fingerprints.npy`` (64-bit hashes of its training rows) into its output
 folder. A pipeline's eval scores exactly those held-out rows by default, and refuses to score a
 row that a stage it evaluates trained on. A row's fingerprint hashes its content, leaving out
-``id``, ``split`` and ``dataset`` (the same example under another id is the same example).
+``id``, ``split``, ``dataset`` and ``group`` (the same example under another id is the same example).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from affect_rl.jsonl import write_jsonl
 
 HELDOUT_FILE = "heldout.jsonl"
 FINGERPRINTS_FILE = "train_fingerprints.npy"
-_NOT_CONTENT = ("id", "split", "dataset")
+_NOT_CONTENT = ("id", "split", "dataset", "group")
 
 
 def row_fingerprint(row: dict) -> int:

@@ -55,21 +55,44 @@ def apply_column_mapping(table: sources.Table, mapping: dict[str, str]) -> sourc
     return replace(table, rows=rows, columns=columns, features=_renamed(table.features, mapping, replaced))
 
 
-def apply_format(table: sources.Table, adapter: Format, options: dict) -> sources.Table:
-    """Each upstream row through the adapter; output rows keep their source row's number."""
-    rows, numbers = [], []
+def _missing_field(where: str, adapter: Format, name, row: dict) -> DataError:
+    return DataError(f"{where}: a {adapter.name} row needs the field {name!r} ({adapter.source}); the row has "
+                     f"{', '.join(map(str, row)) or 'no fields'}. Rename yours with column_mapping")  # fmt: skip
+
+
+def _format_units(table: sources.Table, adapter: Format) -> list[tuple[dict | list[dict], int]]:
+    """What ``convert`` takes, with its first row's number: each row, or the rows sharing ``group_by``."""
+    units, groups = [], {}
     for row, number in zip(table.rows, table.row_numbers):
         where = f"{table.source}, row {number}"
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a {adapter.name} object; got {type(row).__name__}")
+        if adapter.group_by is None:
+            units.append((row, number))
+            continue
+        if adapter.group_by not in row:
+            raise _missing_field(where, adapter, adapter.group_by, row)
+        key = str(row[adapter.group_by])
+        if key not in groups:
+            groups[key] = []
+            units.append((groups[key], number))
+        groups[key].append(row)
+    return units
+
+
+def apply_format(table: sources.Table, adapter: Format, task: str, options: dict) -> sources.Table:
+    """Each upstream row (or group of rows) through the adapter; output rows keep their source row's number."""
+    rows, numbers = [], []
+    for position, (unit, number) in enumerate(_format_units(table, adapter)):
+        where = f"{table.source}, row {number}"
         try:
-            converted = adapter.convert(row, **options)
+            converted = adapter.convert_row(unit, task, options)
         except KeyError as missing:
-            raise DataError(f"{where}: a {adapter.name} row needs the field {missing.args[0]!r} ({adapter.source}); "
-                            f"the row has {', '.join(map(str, row)) or 'no fields'}. Rename yours with "
-                            f"column_mapping") from None  # fmt: skip
+            raise _missing_field(where, adapter, missing.args[0], unit[0] if isinstance(unit, list) else unit) from None
         except DataError as error:
             raise DataError(f"{where}: {error}") from None
+        if len(converted) > 1:  # the turns of one dialogue, the questions of one item: split together
+            converted = [{"group": f"{table.source}#{position}"} | row for row in converted]
         rows += converted
         numbers += [number] * len(converted)
     return replace(table, rows=rows, row_numbers=numbers, columns=sources.union_of_keys(rows))
@@ -111,7 +134,7 @@ def canonical_rows(table: sources.Table, args: DataArguments, collect: bool = Fa
     table = apply_column_mapping(table, args.column_mapping)
     if args.format:
         adapter = get_format(args.format)
-        table = apply_format(table, adapter, adapter.check_options(args.format_options or {}))
+        table = apply_format(table, adapter, args.task, adapter.check_options(args.format_options or {}))
         if not table.rows:
             raise DataError(f"{table.source}: the {args.format} adapter kept no rows (check format_options)")
     if args.ignore_media:
@@ -133,10 +156,11 @@ def read_source(args: DataArguments) -> dict[str | None, sources.Table]:
         return sources.read_hub(args.dataset, args.dataset_config)
     if kind == "demo":
         return {UNSPLIT: sources.read_demo(args.demo_name)}
+    read = (get_format(args.format).read_file if args.format else None) or sources.read_file
     path = Path(args.dataset).expanduser()
     if path.is_dir():
-        return sources.read_folder(path, args.encoding)
-    return {UNSPLIT: sources.read_file(path, args.encoding)}
+        return sources.read_folder(path, args.encoding, read)
+    return {UNSPLIT: read(path, args.encoding)}
 
 
 def source_splits(args: DataArguments) -> dict[str | None, list[dict]]:
@@ -173,15 +197,20 @@ def _named_split(splits: dict, spec: str, source: str) -> list[dict] | None:
 
 
 def _hold_out(rows: list[dict], args: DataArguments, source: str) -> tuple[list[dict], list[dict]]:
-    """A seeded ``test_size`` hold-out, for sources without a test split."""
-    if len(rows) < 2:
-        raise DataError(f"{source}: cannot hold out test_size={args.test_size} of {len(rows)} row(s); add rows "
-                        "or a test split")  # fmt: skip
-    order = list(range(len(rows)))
+    """A seeded ``test_size`` hold-out, for sources without a test split. Rows sharing a ``group``
+    (the turns of one conversation) are held out together, so no test row shares its dialogue
+    with a training row."""
+    groups: dict = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(row.get("group") if row.get("group") is not None else ("row", index), []).append(index)
+    if len(groups) < 2:
+        raise DataError(f"{source}: cannot hold out test_size={args.test_size} of {len(groups)} row group(s); add "
+                        "rows or a test split")  # fmt: skip
+    order = list(groups.values())
     random.Random(args.split_seed).shuffle(order)
-    n_test = min(len(rows) - 1, max(1, round(len(rows) * args.test_size)))
-    held = set(order[:n_test])
-    logger.info("%s has no %r split: held out %d rows (seed %d)", source, split_name(args.test_split), n_test,
+    n_test = min(len(order) - 1, max(1, round(len(order) * args.test_size)))
+    held = {index for group in order[:n_test] for index in group}
+    logger.info("%s has no %r split: held out %d rows (seed %d)", source, split_name(args.test_split), len(held),
                 args.split_seed)  # fmt: skip
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 

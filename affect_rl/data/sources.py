@@ -59,7 +59,8 @@ def union_of_keys(rows: list) -> list[str]:
     return list(dict.fromkeys(key for row in rows if isinstance(row, dict) for key in row))
 
 
-def _decode(path: Path, encoding: str) -> str:
+def decode_text(path: Path, encoding: str) -> str:
+    """The text of a (possibly gzipped) file; DataError naming the line of an undecodable byte."""
     raw = gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
     try:
         return raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
@@ -84,7 +85,7 @@ def _json_value(text: str, where: str):
 
 def _read_jsonl(path: Path, encoding: str) -> Table:
     rows, numbers = [], []
-    for number, line in enumerate(_decode(path, encoding).splitlines(), start=1):
+    for number, line in enumerate(decode_text(path, encoding).splitlines(), start=1):
         if line.strip():
             rows.append(_json_value(line, f"{path}, line {number}"))
             numbers.append(number)
@@ -92,14 +93,14 @@ def _read_jsonl(path: Path, encoding: str) -> Table:
 
 
 def _read_json(path: Path, encoding: str) -> Table:
-    rows = _json_value(_decode(path, encoding), str(path))
+    rows = _json_value(decode_text(path, encoding), str(path))
     if not isinstance(rows, list):
         raise DataError(f"{path}: expected a JSON array of row objects; write one object per line as .jsonl instead")
     return Table(rows, list(range(1, len(rows) + 1)), str(path), union_of_keys(rows), folder=path.parent)
 
 
 def _read_delimited(path: Path, encoding: str, delimiter: str) -> Table:
-    reader = csv.reader(io.StringIO(_decode(path, encoding), newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(io.StringIO(decode_text(path, encoding), newline=""), delimiter=delimiter, strict=True)
     try:
         records = list(reader)
     except csv.Error as error:
@@ -192,8 +193,9 @@ def _merge(tables: list[Table], source: str) -> Table:
     return merged
 
 
-def read_folder(folder: Path, encoding: str = "utf-8") -> dict[str | None, Table]:
-    """Split name (None: unsplit) -> Table for a saved dataset or a folder of data files."""
+def read_folder(folder: Path, encoding: str = "utf-8", read=read_file) -> dict[str | None, Table]:
+    """Split name (None: unsplit) -> Table for a saved dataset or a folder of data files (each read
+    with ``read``: a format's own reader where its upstream files are not standard)."""
     from datasets import DatasetDict, load_from_disk
 
     if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
@@ -210,7 +212,7 @@ def read_folder(folder: Path, encoding: str = "utf-8") -> dict[str | None, Table
         raise DataError(f"{folder}: no data files ({', '.join(DATA_SUFFIXES)}) and no saved dataset in it")
     by_split: dict[str | None, list[Table]] = {}
     for path in data_files:
-        by_split.setdefault(split_of_file(path), []).append(read_file(path, encoding))
+        by_split.setdefault(split_of_file(path), []).append(read(path, encoding))
     if None in by_split and len(by_split) > 1:
         named = sorted(str(p.name) for p in data_files if split_of_file(p) is None)
         raise DataError(f"{folder}: the files {', '.join(named)} name no split while others do; name them "

@@ -12,7 +12,8 @@
 Every task also accepts ``rationale`` (reasoning to teach), ``context``, ``question`` (replaces
 the task's default question), ``confidence`` (0 < c < 1, the calibrated templates' target),
 ``completion`` (the row's own SFT target, checked against the template when rendered), ``id``,
-``dataset`` (a source name, for per-dataset metrics) and the media columns ``image``, ``images``,
+``dataset`` (a source name, for per-dataset metrics), ``group`` (rows held out together, e.g. the
+turns of one conversation; format adapters set it) and the media columns ``image``, ``images``,
 ``video`` and ``audio``. Other columns pass through untouched and reach the rewards.
 """
 
@@ -71,6 +72,7 @@ COMMON_FIELDS = (
     Field("confidence", normalise.confidence, False, _CONFIDENCE),
     Field("completion", normalise.text, False, _TEXT + " (the row's own SFT target in the template)"),
     Field("dataset", normalise.text, False, _TEXT + " (the source's name)"),
+    Field("group", normalise.anything, False, "a value shared by rows split together (one conversation's turns)"),
 )
 MEDIA_FIELDS = tuple(Field(name, normalise.anything, False, "a media path or object") for name in MEDIA_COLUMNS)
 
@@ -115,7 +117,7 @@ TASKS: dict[str, Task] = {
                 Field("multi_answer", normalise.flag, False, "true or false"),
             ),
             reward_columns={"options_column": "options", "answer_column": "answer"},
-            gold_columns=("answer",),
+            gold_columns=("options", "answer"),
             summary="multiple choice with one or several correct options (EmoBench, PCEB, HumanOmniV2)",
         ),
         Task(

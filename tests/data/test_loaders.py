@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from affect_rl.data import DataArguments, load_eval_rows, load_splits, loaders, sources
+from affect_rl.data import DataArguments, load_splits, loaders, sources
 from affect_rl.errors import ConfigError, DataError
 
 EMOTION_ROWS = [

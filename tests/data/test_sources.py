@@ -146,3 +146,13 @@ def test_stage_rows_record_the_heldout_rows_and_what_was_trained_on(tmp_path):
     probe = [heldout[0], train[3] | {"id": "renamed"}]
     assert trained_on(probe, tmp_path / "stage") == [1]
     assert row_fingerprint(train[0]) != row_fingerprint(train[1])
+
+
+def test_a_hold_out_keeps_each_groups_rows_together(tmp_path):
+    conversations = [{"id": f"c{c}t{t}", "text": f"conversation {c} turn {t}", "emotions": ["calm"], "group": f"c{c}"}
+                     for c in range(10) for t in range(3)]  # fmt: skip
+    path = write_jsonl(tmp_path / "turns.jsonl", conversations)
+    splits = load_splits(DataArguments(dataset=str(path), task="emotion", test_size=0.2))
+    test_groups = {row["group"] for row in splits["test"]}
+    assert len(test_groups) == 2 and len(splits["test"]) == 6
+    assert not test_groups & {row["group"] for row in splits["train"]}

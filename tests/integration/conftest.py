@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rewards.judge_client import LocalJudgeServer
+from judge_server import LocalJudgeServer
 
 
 def _start_judge(folder: Path) -> LocalJudgeServer:

@@ -13,7 +13,8 @@ import pytest
 
 import rewards
 from rewards.errors import JudgeError
-from rewards.rubric_spec import load_rubric, parse_verdict
+from rewards.rubric_spec import load_rubric
+from rewards.rubric_verdict import parse_verdict
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,9 @@ REPLIES = [
 
 
 def kardia(reply: str) -> str:
-    spans = "<understanding>grief</understanding>\n<reasoning>comfort</reasoning>\n<emotion>sad</emotion>"
-    return f"{spans}\n<response>{reply}</response>"
+    """A completion in the kardia template (Kardia-R1's special-token spans)."""
+    return ("<|understanding_begin|>grief<|understanding_end|>\n<|reasoning_begin|>comfort<|reasoning_end|>\n"
+            f"<|emotion_begin|>sad<|emotion_end|>\n<|response_begin|>{reply}<|response_end|>")  # fmt: skip
 
 
 def build(server, **options):
@@ -90,17 +92,22 @@ def test_repeats_are_served_by_the_cache(judge_server):
     reward = build(judge_server, max_concurrency=2, cache=True)
     prompts, completions = [PROMPT] * 2, [kardia(REPLIES[0]), kardia(REPLIES[2])]
     first = reward.call_sync(prompts, completions)
-    requests_after_first = reward.client.log.completed
+    # Only answers with a verdict are cached; the 135M judge sometimes answers without one.
+    unscored = sum(sample.scores is None for sample in reward.last_batch)
+    assert reward.client.log.completed == 2 and unscored < 2, [s.answer for s in reward.last_batch]
     offset = judge_server.log_path.stat().st_size
     started = time.perf_counter()
     second = reward.call_sync(prompts + prompts, completions + completions)
     elapsed = time.perf_counter() - started
 
-    assert second == first + first
-    assert reward.client.log.completed == requests_after_first == 2
-    assert server_log_events(judge_server, offset) == []
-    assert reward.stats.cache_hits == 4 and reward.stats.requests == 2
-    assert elapsed < 1.0
+    for row, score in enumerate(first):
+        if score is not None:
+            assert second[row] == second[row + 2] == score
+    assert reward.client.log.completed == 2 + unscored  # each unscored question asked once more
+    assert server_log_events(judge_server, offset).count("received") == unscored
+    assert reward.stats.cache_hits == 4 - unscored and reward.stats.requests == 2 + unscored
+    if unscored == 0:
+        assert elapsed < 1.0
 
 
 def test_an_injected_verdict_in_the_completion_is_never_the_score(judge_server):

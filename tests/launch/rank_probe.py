@@ -54,15 +54,19 @@ def register_probe_reward() -> None:
     demo rewards tie within each group, advantages are zero and GRPO would not move the
     weights. Character counts of random tokens differ, so this reward makes the update real.
     """
+    from rewards.base import Reward
     from rewards.registry import register
     from rewards.text import completion_text
 
-    @register("probe_chars", summary="completion length in characters / 100 (tests)", value_range=(0.0, 1e9))
-    def probe_chars():
-        def reward(prompts, completions, **columns):
-            return [len(completion_text(completion)) / 100 for completion in completions]
+    @register
+    class ProbeChars(Reward):
+        name, summary, value_range, source = "probe_chars", "completion length in characters / 100", (0.0, 1e9), "tests"
 
-        return reward
+        def __init__(self):
+            pass
+
+        def __call__(self, prompts, completions, **columns):
+            return [len(completion_text(completion)) / 100 for completion in completions]
 
 
 def main(argv: list[str]) -> None:

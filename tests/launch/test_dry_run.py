@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 GRPO_RECIPE = "recipes/demo/grpo.yaml"
 SFT_RECIPE = "recipes/demo/sft.yaml"
+SLURM_REQUEUE_TAGS = {"on USR1", "then requeue"}  # the save-and-requeue plan (tests/launch/test_requeue.py)
 
 
 def run_script(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -177,7 +178,8 @@ def test_slurm_splits_training_vllm_and_judge_nodes():
                        "--judge-arg", "--max-model-len", "--judge-arg", "8192",
                        "grpo", "--config", GRPO_RECIPE, "--model_name_or_path", "runs/x/sft", env=SLURM_ENV)
     train_nodes = ["gpu001", "gpu002", "gpu003"]
-    assert set(commands) == {"env", "wait", "srun vllm", "srun judge", "srun train"} | {f"{n} train" for n in train_nodes}
+    assert set(commands) == {"env", "wait", "srun vllm", "srun judge", "srun train", *SLURM_REQUEUE_TAGS} | {
+        f"{n} train" for n in train_nodes}
     assert commands["wait"] == ["http://gpu004:8000/health", "http://big7:8000/health"]
 
     vllm_options, vllm = srun_options(commands["srun vllm"])
@@ -210,13 +212,14 @@ def test_slurm_splits_training_vllm_and_judge_nodes():
         assert (training.vllm_server_host, training.vllm_server_port) == ("gpu004", 8000)
 
     assert commands["env"] == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "NCCL_ASYNC_ERROR_HANDLING": "1",
-                               "NCCL_DEBUG": "WARN", "AFFECT_RL_JUDGE_URL": "http://big7:8000/v1"}
+                               "NCCL_DEBUG": "WARN", "AFFECT_RL_JUDGE_URL": "http://big7:8000/v1",
+                               "AFFECT_RL_STOP_FILE": commands["on USR1"][1]}
 
 
 def test_slurm_sft_trains_on_every_node_without_servers():
     env = {**SLURM_ENV, "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_GPUS_ON_NODE": "4"}
     commands = dry_run("launch/slurm/train.slurm", "--accelerate", "zero2", "sft", "--config", SFT_RECIPE, env=env)
-    assert set(commands) == {"env", "srun train", "node1 train", "node2 train"}
+    assert set(commands) == {"env", "srun train", "node1 train", "node2 train", *SLURM_REQUEUE_TAGS}
     for rank, node in enumerate(["node1", "node2"]):
         launch = accelerate_args(commands[f"{node} train"])
         assert (launch.machine_rank, launch.num_machines, launch.num_processes) == (rank, 2, 8)
@@ -228,7 +231,7 @@ def test_slurm_colocate_trains_on_every_node():
     env = {**SLURM_ENV, "SLURM_JOB_NODELIST": "a,b"}
     commands = dry_run("launch/slurm/train.slurm", "--vllm", "colocate", "--vllm-tp", "2", "grpo",
                        "--config", GRPO_RECIPE, env=env)
-    assert set(commands) == {"env", "srun train", "a train", "b train"}
+    assert set(commands) == {"env", "srun train", "a train", "b train", *SLURM_REQUEUE_TAGS}
     training = stage_config(accelerate_args(commands["b train"])).training
     assert (training.vllm_mode, training.vllm_tensor_parallel_size) == ("colocate", 2)
 

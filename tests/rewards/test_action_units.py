@@ -1,10 +1,61 @@
-"""Action Unit rewards: citation parsing, Facial-R1's AU F1, EMFACS consistency, gold validation."""
+"""Action Unit rewards: the AU list parser, citation parsing, Facial-R1's AU F1, EMFACS consistency."""
 
 import pytest
 
 import rewards
+from rewards.action_units import au_f1_score, cited_aus, consistency_score, emfacs_emotion, parse_aus
 from rewards.errors import ConfigError, DataError
-from rewards.action_units import au_f1_score, cited_aus, consistency_score, normalise_emotion
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ([12, 6, 6], [6, 12]),
+        ((4.0, "7"), [4, 7]),
+        (["AU1", "au2", "AU 4", "AU-5", "AU06"], [1, 2, 4, 5, 6]),
+        ("12", [12]),
+        ("AU12", [12]),
+        ("1,2,4", [1, 2, 4]),
+        ("1, 2; 4", [1, 2, 4]),
+        ("AU1+AU2", [1, 2]),
+        ("AU 1 + AU 2", [1, 2]),
+        ("[1, 2]", [1, 2]),
+        ('["AU6", 12]', [6, 12]),
+        ("['AU6', 'AU12']", [6, 12]),
+        ("", []),
+        ([], []),
+        (25, [25]),
+        (99, [99]),
+    ],
+)
+def test_parse_aus(value, expected):
+    assert parse_aus(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ([0], "AU 0 is not a FACS Action Unit"),
+        ("AU0", "AU 0 is not a FACS Action Unit"),
+        (["AU1", 0.0], "AU 0 is not a FACS Action Unit"),
+        ([100], "AU 100 is not a FACS code"),
+        ("AU123456", "AU 123456 is not a FACS code"),
+        (["9" * 400], "is not an Action Unit"),
+        ([10**30], "is not a FACS code"),
+        ([-4], "-4 is not an Action Unit"),
+        ([6.5], "6.5 is not an Action Unit"),
+        ([float("nan")], "nan is not an Action Unit"),
+        ([True], "True is not an Action Unit"),
+        (["smile"], "'smile' is not an Action Unit"),
+        ("AU6 and AU12", "'and' is not an Action Unit"),
+        ({"AU6": 1}, "dict is not a list of Action Units"),
+        (None, "NoneType is not a list of Action Units"),
+    ],
+)
+def test_parse_aus_refuses_what_is_not_an_au(value, message):
+    with pytest.raises(DataError) as caught:
+        parse_aus(value)
+    assert message in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -57,16 +108,19 @@ def test_au_f1_reward_reads_the_think_span_only():
         [{"role": "assistant", "content": "<think>cheek raiser</think><answer>happy</answer>"}],
         "<think>AU4</think><answer>x</answer>",
     ]
-    golds = [[6, 12], [6, 12], [6, 12], (6, 12), []]
+    golds = [[6, 12], "AU6+AU12", [6, 12], (6, 12), []]
     assert fn(prompts=[""] * 5, completions=completions, aus=golds) == pytest.approx([1.0, -1.0, -1.0, 1 / 3, 0.0])
 
 
-def test_au_f1_options():
-    text = "<reasoning>AU6, lip corner puller</reasoning><emotion>joy</emotion>"
-    kardia = rewards.build("au_f1", think_tag="reasoning", gold_column="gold_aus")
+def test_au_f1_spans_and_options():
+    text = ("<|understanding_begin|>u<|understanding_end|><|reasoning_begin|>AU6, lip corner puller<|reasoning_end|>"
+            "<|emotion_begin|>joy<|emotion_end|><|response_begin|>r<|response_end|>")  # fmt: skip
+    kardia = rewards.build("au_f1", template="kardia", aus_column="gold_aus")
     assert kardia(prompts=[""], completions=[text], gold_aus=[[6, 12]]) == [1.0]
-    codes_only = rewards.build("au_f1", think_tag="reasoning", match_names=False)
+    codes_only = rewards.build("au_f1", template="kardia", match_names=False)
     assert codes_only(prompts=[""], completions=[text], aus=[[6, 12]]) == [pytest.approx(1 / 3)]
+    with pytest.raises(ConfigError, match="option reasoning_span must be a span of template 'kardia'"):
+        rewards.build("au_f1", template="kardia", reasoning_span="think")
 
 
 def test_gold_items_may_be_strings_or_floats_and_off_table_numbers_are_dropped():
@@ -76,15 +130,26 @@ def test_gold_items_may_be_strings_or_floats_and_off_table_numbers_are_dropped()
     assert fn(prompts=[""], completions=[text], aus=[[99]]) == [0.0]  # gold empty once restricted
 
 
+def test_facial_r1_variant_counts_every_code_as_a_string():
+    fn = rewards.build("au_f1", variant="facial_r1")
+    texts = ["<THINK>au12 AU99 BEAU4</think>", "<think>AU012, lip corner puller</think>", "<think>AU6"]
+    assert fn(prompts=[""] * 3, completions=texts, aus=[[12, 99, 4]] * 3) == pytest.approx([1.0, -1.0, -1.0])
+
+
+def test_missing_gold_does_not_apply():
+    fn = rewards.build("au_f1")
+    assert fn(prompts=[""] * 3, completions=["<think>AU6</think>"] * 3, aus=[None, float("nan"), [6]]) == [None, None, 1.0]
+
+
 @pytest.mark.parametrize(
     "aus, message",
     [
-        (["6, 12"], r"Column 'aus' of row 1 is '6, 12' \(str\)"),
-        ([None], r"Column 'aus' of row 1 is None"),
-        ([[6, "smile"]], r"Column 'aus' of row 1 holds 'smile'"),
-        ([[6, True]], r"Column 'aus' of row 1 holds True"),
-        ([[-4]], r"Column 'aus' of row 1 holds -4"),
-        ([[6.5]], r"Column 'aus' of row 1 holds 6.5"),
+        (["6, smile"], r"column 'aus', row 1 of the batch holds '6, smile' \(str\); expected a list of Action Units"),
+        ([[6, "smile"]], r"column 'aus', row 1 .*'smile' is not an Action Unit"),
+        ([[6, True]], r"column 'aus', row 1 .*True is not an Action Unit"),
+        ([[0]], r"column 'aus', row 1 .*AU 0 is not a FACS Action Unit"),
+        ([[6.5]], r"column 'aus', row 1 .*6\.5 is not an Action Unit"),
+        ([{"AU6": 1}], r"column 'aus', row 1 .*dict is not a list"),
     ],
 )
 def test_malformed_gold_names_the_column_and_the_row(aus, message):
@@ -94,17 +159,18 @@ def test_malformed_gold_names_the_column_and_the_row(aus, message):
 
 
 def test_missing_gold_column_names_it_and_the_columns_present():
-    with pytest.raises(DataError, match=r"column 'aus'.*\['emotion'\]"):
+    with pytest.raises(DataError, match=r"column 'aus', which this batch lacks \(columns present: emotion\)"):
         rewards.build("au_f1")(prompts=[""], completions=["x"], emotion=["joy"], log_metric=print)
 
 
 @pytest.mark.parametrize(
     "label, expected",
     [("Angry.", "anger"), ("  JOY ", "happiness"), ("afraid", "fear"), ("surprised!", "surprise"),
-     ("**Disgusted**", "disgust"), ("contemptuous", "contempt"), ("sad", "sadness"), ("neutral", "neutral")],
+     ("**Disgusted**", "disgust"), ("contemptuous", "contempt"), ("sad", "sadness"), ("neutral", None),
+     ("shocked", None)],  # shocked: a synonym of anger and of surprise, so neither
 )  # fmt: skip
-def test_normalise_emotion(label, expected):
-    assert normalise_emotion(label) == expected
+def test_emfacs_emotion_through_the_wheel_synonyms(label, expected):
+    assert emfacs_emotion(label) == expected
 
 
 @pytest.mark.parametrize(
@@ -114,6 +180,8 @@ def test_normalise_emotion(label, expected):
         ({12}, "happy", 0.5),  # half the prototype
         ({6, 12, 4}, "joy", 1.0 * (1 - 1 / 3)),  # AU4 points to another emotion
         ({6, 12, 25}, "happiness", 1.0),  # AU25 is in no prototype: neither support nor contradiction
+        ({4, 6, 12, 25}, "happiness", 1 - 1 / 3),  # contradiction = 1 of the 3 diagnostic AUs, not of 4 cited
+        ({9, 15, 16, 25, 26, 27}, "disgust", 1 - 1 / 4),  # AU26 (surprise, fear) contradicts; 25, 27 do not count
         ({1, 4, 15}, "sadness", 1.0),
         ({15}, "disgust", 1 / 3),  # AU15 is in disgust's prototype too: no contradiction
         ({1, 2, 5, 26}, "fear", 4 / 7),  # every cited AU is also in fear's prototype
@@ -129,6 +197,7 @@ def test_consistency_score(cited, emotion, expected):
 def test_consistency_is_none_off_table():
     assert consistency_score({6, 12}, "neutral") is None
     assert consistency_score({6, 12}, "happy, sad") is None
+    assert consistency_score({6, 12}, "joy", match="inflection") is None
 
 
 def test_au_consistency_reward():
@@ -143,14 +212,9 @@ def test_au_consistency_reward():
     assert fn(prompts=[""] * 5, completions=completions) == [1.0, 0.0, None, None, 0.0]
 
 
-def test_au_consistency_kardia_tags():
-    fn = rewards.build("au_consistency", think_tag="reasoning", answer_tag="emotion")
-    assert fn(prompts=[""], completions=["<reasoning>AU1 AU4 AU15</reasoning><emotion>Sad</emotion>"]) == [1.0]
-    with pytest.raises(ConfigError, match="think_tag and answer_tag"):
-        rewards.build("au_consistency", think_tag="answer")
-
-
-@pytest.mark.parametrize("name", ["au_f1", "au_consistency"])
-def test_tags_must_be_bare_names(name):
-    with pytest.raises(ConfigError, match="bare tag name"):
-        rewards.build(name, think_tag="<think>")
+def test_au_consistency_kardia_spans():
+    fn = rewards.build("au_consistency", template="kardia")
+    text = "<|reasoning_begin|>AU1 AU4 AU15<|reasoning_end|><|emotion_begin|>Sad<|emotion_end|>"
+    assert fn(prompts=[""], completions=[text]) == [1.0]
+    with pytest.raises(ConfigError, match="option answer_span must be a span other than the reasoning span 'think'"):
+        rewards.build("au_consistency", answer_span="think")

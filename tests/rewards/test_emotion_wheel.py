@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import rewards
 from rewards.errors import ConfigError, DataError
-from rewards.emotion_wheel import emotion_wheel, ew_metric
+from rewards.emotion_wheel import EmotionWheel, ew_metric
 from rewards.wheel import load_wheel_data, split_labels, word_table
 
 
@@ -185,7 +185,7 @@ def test_split_labels_equals_official_on_any_text(text):
 @given(st.one_of(st.text(), LABEL_TEXT), st.lists(st.sampled_from(VOCAB[::11] + OOV), max_size=4))
 def test_reward_equals_official_on_any_answer(answer, gold):
     expected = official.official_sample_reward(gold, answer.strip() if answer.strip() != "[" else "")
-    assert emotion_wheel()(None, [f"<answer>{answer}</answer>"], emotions=[gold]) == [expected]
+    assert EmotionWheel()(None, [f"<answer>{answer}</answer>"], emotions=[gold]) == [expected]
 
 
 def test_split_labels_where_the_official_code_crashes():
@@ -202,7 +202,7 @@ def test_split_labels_where_the_official_code_crashes():
 @pytest.mark.parametrize("level", ["level1", "level2"])
 def test_reward_equals_official_metric_on_one_sample(level):
     rng = random.Random(f"sample-{level}")
-    reward = emotion_wheel(level=level)
+    reward = EmotionWheel(level=level)
     golds, preds = _batch(rng, 1500)
     golds = [gold for gold in golds if not (gold is None or isinstance(gold, float))]
     answers = [_as_answer(pred) for pred in preds[: len(golds)]]
@@ -212,7 +212,7 @@ def test_reward_equals_official_metric_on_one_sample(level):
 
 
 def test_reward_hand_values():
-    reward = emotion_wheel()
+    reward = EmotionWheel()
     completions = [
         _completion("joyful, worried"),  # every wheel: G = {happy-family}, A adds a fear family
         _completion("['Sad']"),
@@ -226,35 +226,54 @@ def test_reward_hand_values():
     assert scores[3] == pytest.approx(2 * 1 * 0.5 / 1.5)
 
 
-def test_reward_wheel_subset_and_kardia_tag():
+def test_reward_wheel_subset_and_kardia_span():
     # "relieved" has a label on wheels 1 and 4 only (happy / joy, like "happy")
-    completion = "<understanding>u</understanding>\n<reasoning>r</reasoning>\n<emotion>relieved</emotion>\n<response>"
-    assert emotion_wheel(answer_tag="emotion")(None, [completion], emotions=[["happy"]]) == [pytest.approx(0.4)]
-    assert emotion_wheel(answer_tag="emotion", wheels=[4])(None, [completion], emotions=[["happy"]]) == [1.0]
-    assert emotion_wheel(answer_tag="emotion", wheels=[2, 3])(None, [completion], emotions=[["happy"]]) == [0.0]
+    completion = "<|reasoning_begin|>r<|reasoning_end|>\n<|emotion_begin|>relieved<|emotion_end|>\n<|response_begin|>"
+    assert EmotionWheel(template="kardia")(None, [completion], emotions=[["happy"]]) == [pytest.approx(0.4)]
+    assert EmotionWheel(template="kardia", wheels=[4])(None, [completion], emotions=[["happy"]]) == [1.0]
+    assert EmotionWheel(template="kardia", wheels=[2, 3])(None, [completion], emotions=[["happy"]]) == [0.0]
 
 
 def test_reward_max_words_scales_down_long_lists():
-    reward = emotion_wheel(max_words=2)
+    reward = EmotionWheel(max_words=2)
     scores = reward(None, [_completion("sad, xyz, qqq, zzz"), _completion("sad, xyz")], emotions=[["sad"]] * 2)
     assert scores == [0.5, 1.0]
 
 
+def test_max_words_counts_words_not_the_empty_items_of_a_list_repr():
+    # "['sad', 'angry']" splits into 6 items, 4 of them empty: 2 words, within max_words 2
+    reward = EmotionWheel(max_words=2)
+    gold = [["sad", "angry"]] * 2
+    assert reward(None, [_completion("['sad', 'angry']"), _completion("sad, angry")], emotions=gold) == [1.0, 1.0]
+    assert reward(None, [_completion("['sad', 'angry', 'xyz']")], emotions=gold[:1]) == [pytest.approx(2 / 3)]
+
+
 def test_reward_family_penalty():
     gold, answer = ["sad"], "sad, angry, happy"  # three families on every wheel, gold has one
-    plain = emotion_wheel()(None, [_completion(answer)], emotions=[gold])[0]
+    plain = EmotionWheel()(None, [_completion(answer)], emotions=[gold])[0]
     assert plain == pytest.approx(0.5)  # P = 1/3, R = 1
     families = word_table("level1").family_counts
     assert families == (6, 7, 6, 6, 6)
     penalty = sum(2 / n for n in families) / 5
-    penalised = emotion_wheel(family_penalty=1.0)(None, [_completion(answer)], emotions=[gold])[0]
+    penalised = EmotionWheel(family_penalty=1.0)(None, [_completion(answer)], emotions=[gold])[0]
     assert penalised == pytest.approx(0.5 - penalty)
-    exact = emotion_wheel(family_penalty=1.0)(None, [_completion("sad")], emotions=[gold])[0]
+    exact = EmotionWheel(family_penalty=1.0)(None, [_completion("sad")], emotions=[gold])[0]
     assert exact == 1.0
 
 
+def test_family_penalty_never_turns_into_a_bonus():
+    # Fewer answered families than gold ones must cost nothing extra and earn nothing either:
+    # an empty answer scores 0 and a one-word answer at most 1, inside the registered range.
+    reward = EmotionWheel(family_penalty=1.0)
+    gold = [["sad", "angry", "happy", "surprised", "scared", "disgusted"]] * 3
+    scores = reward(None, [_completion(""), _completion("sad"), "no answer"], emotions=gold)
+    assert scores[0] == 0.0 and scores[2] == 0.0
+    assert scores[1] == EmotionWheel()(None, [_completion("sad")], emotions=gold[:1])[0] < 1.0
+    assert reward.value_range == (-1.0, 1.0)
+
+
 def test_reward_gold_column_errors():
-    reward = emotion_wheel()
+    reward = EmotionWheel()
     with pytest.raises(DataError, match="'emotions'"):
         reward(None, [_completion("sad")], emotion=["sad"])
     with pytest.raises(DataError, match=r"'emotions', row 1"):
@@ -265,31 +284,48 @@ def test_reward_gold_column_errors():
         reward(None, [_completion("sad")], emotions=[{"sad": 1}])
     with pytest.raises(DataError, match="2 values for 1 completions"):
         reward(None, [_completion("sad")], emotions=[["sad"], ["sad"]])
-    assert reward(None, [_completion("sad")] * 2, emotions=[None, np.array(["sad"])]) == [None, 1.0]
+    assert reward(None, [_completion("sad")] * 3, emotions=[None, np.array(["sad"]), float("nan")]) == [None, 1.0, None]
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{"level": "level3"}, {"wheels": [0]}, {"wheels": []}, {"wheels": [1, 1]}, {"max_words": 0},
-     {"family_penalty": 2}, {"answer_tag": ""}],
+    "options, message",
+    [
+        ({"level": "level3"}, "option level must be one of 'level1', 'level2'; got 'level3'."),
+        ({"wheels": [0]}, "option wheels must be a list of integers in [1, 5]; got [0]."),
+        ({"wheels": []}, "option wheels must be distinct wheel numbers from [1, 2, 3, 4, 5]; got []."),
+        ({"wheels": [1, 1]}, "option wheels must be distinct wheel numbers from [1, 2, 3, 4, 5]; got [1, 1]."),
+        ({"max_words": 0}, "option max_words must be an integer >= 1 or null; got 0."),
+        ({"family_penalty": 2}, "option family_penalty must be a number in [0, 1]; got 2."),
+        ({"answer_span": ""}, "option answer_span must be a span of template 'r1'"),
+        ({"label_column": "emotions"}, "has no option 'label_column'. Accepted options: template (default 'r1'), answer_span"),
+    ],
 )
-def test_reward_rejects_bad_options(options):
-    with pytest.raises(ConfigError):
+def test_reward_rejects_bad_options(options, message):
+    with pytest.raises(ConfigError) as caught:
         rewards.build("emotion_wheel", **options)
+    assert message in str(caught.value)
+
+
+def test_community_variant_reads_untagged_completions_and_splits_on_commas_only():
+    reward = EmotionWheel(variant="community")
+    gold = [["sad", "lonely"]] * 4
+    texts = ["sad, lonely", "<answer>['sad', 'lonely']</answer>", "<answer>sad; lonely</answer>", "<answer>SAD ,</answer>"]
+    assert reward(None, texts, emotions=gold) == [1.0, 0.0, 0.0, 1.0]
+    assert EmotionWheel()(None, texts, emotions=gold) == [0.0, 1.0, 0.0, 1.0]
 
 
 def test_reward_on_an_empty_batch():
-    assert emotion_wheel(max_words=3, family_penalty=0.5)(None, [], emotions=[]) == []
+    assert EmotionWheel(max_words=3, family_penalty=0.5)(None, [], emotions=[]) == []
 
 
-def test_registry_builds_emotion_wheel():
+def test_registry_builds_EmotionWheel():
     reward = rewards.build("emotion_wheel", level="level2", wheels=[1, 2])
     assert reward.__name__ == "emotion_wheel"
     assert reward(None, [_completion("lonely")], emotions=[["lonely"]]) == [1.0]
 
 
 def test_reward_survives_hostile_text_quickly():
-    reward = emotion_wheel(max_words=5, family_penalty=0.5)
+    reward = EmotionWheel(max_words=5, family_penalty=0.5)
     hostile = [
         "<answer>" * 200_000,
         "<answer>" + ", ".join(VOCAB) + "</answer>",

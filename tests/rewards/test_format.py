@@ -1,4 +1,4 @@
-"""Format and tag_count rewards: template compliance, published-regex parity, duplicates."""
+"""Format and tag_count rewards: template compliance, the published regex, anchors, duplicates."""
 
 import re
 
@@ -8,8 +8,12 @@ from hypothesis import strategies as st
 
 import rewards
 from rewards.errors import ConfigError
-from rewards.format import duplicated_tags, matches_template, parse_confidence, tag_count_score
-from rewards.text import tag_span
+from rewards.format import tag_count_score
+from rewards.templates import get_template, parse_confidence
+
+
+def matches_template(text: str, template: str = "r1") -> bool:
+    return get_template(template).matches(text)
 
 R1_REGEX = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 
@@ -24,17 +28,24 @@ GOOD = {
         "<|reasoning_end|>\n<|emotion_begin|>anxious<|emotion_end|>\n<|response_begin|>That sounds hard.<|response_end|>"
     ),
     "calibrated": "<think>Brows lowered.</think>\n<answer>anger</answer>\n<confidence>0.85</confidence>",
+    "emocaliber": (
+        "<think><element>a face</element><human>a woman</human><context>a funeral</context>"
+        "<interaction>none</interaction><analysis>grief</analysis></think>\n<answer>sadness</answer>\n"
+        "<confidence>0.7</confidence>"
+    ),
+    "humanomni": "<context>A quiet room.</context>\n<think>She sighs.</think>\n<answer>B</answer>",
 }
 
 
-# A facial_cot completion is also an r1 completion; nothing else overlaps.
-ACCEPTS = {"r1": {"r1", "facial_cot"}, "facial_cot": {"facial_cot"}, "kardia": {"kardia"}, "calibrated": {"calibrated"}}
+# A facial_cot completion is also an r1 completion, an emocaliber one a calibrated one.
+ACCEPTS = {"r1": {"r1", "facial_cot"}, "facial_cot": {"facial_cot"}, "kardia": {"kardia"},
+           "calibrated": {"calibrated", "emocaliber"}, "emocaliber": {"emocaliber"}, "humanomni": {"humanomni"}}  # fmt: skip
 
 
 @pytest.mark.parametrize("template", sorted(GOOD))
 def test_each_template_accepts_its_examples_and_rejects_the_others(template):
     fn = rewards.build("format", template=template)
-    scores = fn(prompts=[""] * 4, completions=[GOOD[name] for name in sorted(GOOD)])
+    scores = fn(prompts=[""] * len(GOOD), completions=[GOOD[name] for name in sorted(GOOD)])
     assert scores == [1.0 if name in ACCEPTS[template] else 0.0 for name in sorted(GOOD)]
 
 
@@ -64,7 +75,26 @@ def test_duplicate_penalty_zero_is_the_published_reward():
     assert R1_REGEX.fullmatch(text)  # the published regex lets a hedged second answer through
     assert rewards.build("format", duplicate_penalty=0.0)(prompts=[""], completions=[text]) == [1.0]
     assert rewards.build("format", duplicate_penalty=0.5)(prompts=[""], completions=[text]) == [0.5]
-    assert duplicated_tags(text) == ["<answer>", "</answer>"]
+    assert get_template("r1").duplicated_markers(text) == ["<answer>", "</answer>"]
+
+
+@pytest.mark.parametrize(
+    "text, full, prefix, full_unstripped, prefix_unstripped",
+    [
+        ("<think>a</think><answer>b</answer>", 1.0, 1.0, 1.0, 1.0),
+        ("<think>a</think><answer>b</answer> Hope this helps.", 0.0, 1.0, 0.0, 1.0),
+        ("\n<think>a</think><answer>b</answer>\n", 1.0, 1.0, 0.0, 0.0),
+        ("<think>a</think><answer>b</answer>\n", 1.0, 1.0, 0.0, 1.0),
+        ("Sure! <think>a</think><answer>b</answer>", 0.0, 0.0, 0.0, 0.0),
+        ("<think>a</think><answer>b", 0.0, 0.0, 0.0, 0.0),
+    ],
+)
+def test_anchor_and_strip(text, full, prefix, full_unstripped, prefix_unstripped):
+    scores = [
+        rewards.build("format", anchor=anchor, strip=strip)(None, [text])[0]
+        for anchor, strip in (("full", True), ("prefix", True), ("full", False), ("prefix", False))
+    ]
+    assert scores == [full, prefix, full_unstripped, prefix_unstripped]
 
 
 _PIECES = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", " ", "\n", "x", "<", ">", "/"])
@@ -128,19 +158,13 @@ def test_tag_count_partial_credit(text, template, expected):
     assert rewards.build("tag_count", template=template)(prompts=[""], completions=[text]) == [pytest.approx(expected)]
 
 
-def test_span_is_the_first_closed_span():
-    assert tag_span("<answer> a </answer><answer>b</answer>", "answer") == "a"
-    assert tag_span("<answer>a<answer>b</answer>", "answer") == "a<answer>b"
-    assert tag_span("no tags", "answer") is None
-
-
 @pytest.mark.parametrize("name", ["format", "tag_count"])
 def test_unknown_template_fails_listing_the_accepted_ones(name):
-    with pytest.raises(ConfigError, match="r1, facial_cot, kardia, calibrated"):
+    with pytest.raises(ConfigError, match="option template must be one of 'r1', 'facial_cot', 'kardia', 'calibrated'"):
         rewards.build(name, template="json")
 
 
-@pytest.mark.parametrize("penalty", [-0.1, 1.5])
+@pytest.mark.parametrize("penalty", [-0.1, 1.5, float("nan")])
 def test_duplicate_penalty_outside_zero_one_fails(penalty):
-    with pytest.raises(ConfigError, match="duplicate_penalty"):
+    with pytest.raises(ConfigError, match="option duplicate_penalty must be a number in \\[0, 1\\]"):
         rewards.build("format", duplicate_penalty=penalty)

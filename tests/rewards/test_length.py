@@ -49,12 +49,17 @@ def test_answer_word_cap():
 
 def test_components_add_up_and_are_logged():
     logged = {}
-    fn = rewards.build("length", max_length=4, buffer=2, min_think_words=4, max_answer_words=1, think_tag="reasoning",
-                       answer_tag="emotion")  # fmt: skip
-    text = "<reasoning>a b</reasoning> <emotion>x y</emotion> pad"  # 5 words
+    fn = rewards.build("length", max_length=4, buffer=2, min_think_words=4, max_answer_words=1, template="kardia")
+    text = "<|reasoning_begin|>a b<|reasoning_end|> <|emotion_begin|>x y<|emotion_end|> pad"  # 5 words
     scores = fn(prompts=[""], completions=[text], log_metric=lambda name, value: logged.update({name: value}))
     assert scores == [pytest.approx(-1.0 - 0.5 - 1.0)]
     assert logged == {"length/overlong": -1.0, "length/think": -0.5, "length/answer": -1.0}
+
+
+def test_span_overrides_name_other_spans_of_the_template():
+    fn = rewards.build("length", max_length=None, max_answer_words=1, template="kardia", answer_span="response")
+    text = "<|emotion_begin|>a b c<|emotion_end|><|response_begin|>one two three<|response_end|>"
+    assert fn(prompts=[""], completions=[text]) == [-1.0]
 
 
 def test_default_is_the_overlong_penalty_only():
@@ -69,15 +74,16 @@ def test_default_is_the_overlong_penalty_only():
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"max_length": 0}, "max_length"),
-        ({"max_length": "512"}, "max_length"),
-        ({"buffer": -1}, "buffer"),
-        ({"max_length": 100, "buffer": 200}, "must not exceed"),
-        ({"min_think_words": 0}, "min_think_words"),
-        ({"max_answer_words": 2.5}, "max_answer_words"),
-        ({"answer_tag": "<answer>"}, "bare tag name"),
+        ({"max_length": 0}, "option max_length must be an integer >= 1 or null; got 0."),
+        ({"max_length": "512"}, "option max_length must be an integer >= 1 or null; got '512'."),
+        ({"buffer": -1}, "option buffer must be an integer >= 0 or null; got -1."),
+        ({"max_length": 100, "buffer": 200}, "option buffer must be at most max_length (100); got 200."),
+        ({"min_think_words": 0}, "option min_think_words must be an integer >= 1 or null; got 0."),
+        ({"max_answer_words": 2.5}, "option max_answer_words must be an integer >= 1 or null; got 2.5."),
+        ({"answer_span": "emotion"}, "option answer_span must be a span of template 'r1' (think, answer) or null"),
     ],
 )
 def test_bad_options_fail_naming_them(options, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError) as caught:
         rewards.build("length", **options)
+    assert message in str(caught.value)

@@ -5,6 +5,14 @@ Each adapter is a small module here defining ``FORMAT``, a :class:`Format` whose
 takes one upstream row (after ``column_mapping``) and returns the canonical rows it becomes (a
 dialogue may become one row per turn; a row the adapter filters out, e.g. by language, becomes
 none). Its docstring cites the repository and path that define the upstream schema.
+
+Two hooks serve upstreams that are not one example per row of a standard file:
+
+- ``group_by``: the upstream stores one utterance per row (EmpatheticDialogues); the rows that
+  share this column's value are converted together, ``convert`` getting their list.
+- ``read_file``: the upstream's files are not standard CSV (EmpatheticDialogues' unquoted lines
+  with ``_comma_`` escapes, GoEmotions' headerless TSV); ``(path, encoding) -> sources.Table``
+  replaces the standard reader for local files.
 """
 
 from __future__ import annotations
@@ -31,12 +39,21 @@ class Format:
     convert: Callable[..., list[dict]]
     # Options the converter accepts (``format_options:`` in a recipe), name -> (default, help).
     options: Mapping[str, tuple[Any, str]] = field(default_factory=dict)
-    # Other tasks the rows can also be read as (the recipe's ``task:`` picks one).
+    # Other tasks the rows can also be read as (the recipe's ``task:`` picks one; ``convert`` then
+    # gets it as ``task=``).
     other_tasks: tuple[str, ...] = ()
+    # Rows sharing this column's value are converted together (see the module docstring).
+    group_by: str | None = None
+    # Reads the upstream's own local files where they are not standard CSV/JSON.
+    read_file: Callable[..., Any] | None = None
 
     @property
     def tasks(self) -> tuple[str, ...]:
         return (self.task, *self.other_tasks)
+
+    def convert_row(self, row: dict | list[dict], task: str, options: Mapping[str, Any]) -> list[dict]:
+        """``convert(row, **options)``; a format with other tasks also gets the recipe's ``task=``."""
+        return self.convert(row, **options, **({"task": task} if self.other_tasks else {}))
 
     def check_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """``given`` completed with the defaults; ConfigError for an unknown option."""
