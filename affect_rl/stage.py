@@ -77,17 +77,16 @@ def load_stage_data(cfg):
 
     from affect_rl.data import load_splits
     from affect_rl.data.heldout import save_stage_rows
-    from affect_rl.data.media import check_text_model_rows, check_vision_model_rows
+    from affect_rl.data.media import check_model_rows
     from affect_rl.models import is_vision_language
 
     state = PartialState()
     with state.main_process_first():
         splits = load_splits(cfg.data)
-    if is_vision_language(cfg.model.model_name_or_path):  # every image opens and fits, before training
-        for rows in splits.values():
-            check_vision_model_rows(rows, cfg.model.model_name_or_path)
-    else:
-        check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
+    # Before training: a VLM's images all open and fit (held-out ones too); a text model gets no media.
+    vision = is_vision_language(cfg.model.model_name_or_path, cfg.training.trust_remote_code)
+    for rows in (splits["train"], splits["test"]) if vision else (splits["train"],):
+        check_model_rows(rows, cfg.model.model_name_or_path, vision)
     if state.is_main_process:
         save_stage_rows(splits["train"], splits["test"], cfg.training.output_dir)
     return splits

@@ -241,3 +241,24 @@ def test_vllm_gets_token_ids_and_images_as_trl_passes_them(tiny_vlm_dir, tmp_pat
     assert inputs[1]["prompt_token_ids"] == list(expected)
     assert inputs[1]["prompt_token_ids"].count(processor.image_token_id) == 2 * 4
     assert "chat" not in FakeVLLM.calls  # text models keep llm.chat
+
+
+def test_the_select_stage_samples_image_rows_with_their_images(tiny_vlm_dir, tiny_model_dir, tmp_path):
+    import json
+
+    from affect_rl.select import run
+
+    rows = [dict(row, split="train") for row in image_rows(tmp_path)] + [dict(image_rows(tmp_path)[0], id="t", split="test")]
+    data = tmp_path / "faces.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    values = {"dataset": str(data), "task": "facial", "template": "r1", "max_new_tokens": 4, "batch_size": 2,
+              "num_samples": 2, "rewards": [{"name": "format"}], "pass_reward": "format"}  # fmt: skip
+    summary = run(build_stage_config("select", values | {"model_name_or_path": tiny_vlm_dir,
+                                                         "output_dir": str(tmp_path / "vlm")}, "test"))  # fmt: skip
+    assert summary["rows"] == 2
+    samples = [json.loads(line) for line in (tmp_path / "vlm" / "samples.jsonl").read_text().splitlines()]
+    assert [len(sample["completions"]) for sample in samples] == [2, 2]
+    text_model = build_stage_config("select", values | {"model_name_or_path": tiny_model_dir,
+                                                        "output_dir": str(tmp_path / "text")}, "test")  # fmt: skip
+    with pytest.raises(DataError, match="has a 'image' column, but .* is a text model"):
+        run(text_model)

@@ -60,6 +60,15 @@ def check_vision_model_rows(rows, model_name: str) -> None:
     check_images(rows)
 
 
+def check_model_rows(rows, model_name: str, vision_language: bool) -> None:
+    """The media check for the kind of model a stage runs: images opened for a vision-language
+    model, media refused for a text model."""
+    if vision_language:
+        check_vision_model_rows(rows, model_name)
+    else:
+        check_text_model_rows(rows, model_name)
+
+
 def row_name(row: dict, index: int) -> str:
     return f"row id {row['id']!r}" if row.get("id") is not None else f"row {index + 1}"
 
