@@ -58,7 +58,7 @@ EMBEDDED_MODELS = {
 }
 
 
-BUILT_VLMS = {DEFAULT_VLM: BuiltVLM(text_model=DEFAULT_MODEL, vision=VisionSpec())}
+BUILT_VLMS = {DEFAULT_VLM: BuiltVLM(text_model=DEFAULT_MODEL, vision=VisionSpec(), version=2)}
 
 
 def cache_dir() -> Path:
@@ -75,10 +75,10 @@ def resolve_model_path(name_or_path: str) -> str:
     alias = name_or_path.lower()
     if alias not in EMBEDDED_MODELS and alias not in BUILT_VLMS:
         return name_or_path
-    target = cache_dir() / "models" / alias
+    built = BUILT_VLMS.get(alias)
+    target = cache_dir() / "models" / (f"{alias}-v{built.version}" if built else alias)
     if not (target / "config.json").exists():
-        if alias in BUILT_VLMS:
-            built = BUILT_VLMS[alias]
+        if built:
             build_vlm(resolve_model_path(built.text_model), built.vision, target)
         else:
             materialise(EMBEDDED_MODELS[alias], target)

@@ -3,7 +3,7 @@
 
 No pretrained VLM can be downloaded at run time, so the alias ``smolvlm-faces-135m`` is built
 once, deterministically (seeded), from the built-in text model and saved as a normal checkpoint
-folder with its processor under ``$AFFECT_RL_CACHE/models/``. ``AutoModelForImageTextToText`` and
+folder with its processor under ``$AFFECT_RL_CACHE/models/smolvlm-faces-135m-v<version>``. ``AutoModelForImageTextToText`` and
 ``AutoProcessor`` load it like any hub checkpoint (``Idefics3ForConditionalGeneration``, whose
 text model is a Llama: SmolVLM is built the same way, HuggingFaceTB/SmolVLM-256M-Instruct).
 
@@ -11,9 +11,13 @@ text model is a Llama: SmolVLM is built the same way, HuggingFaceTB/SmolVLM-256M
   by the four image tokens (``<fake_token_around_image>``, ``<image>``, ``<end_of_utterance>``,
   ``<global-img>``), initialised from the mean and covariance of the existing rows.
 - Vision encoder: an Idefics3 (SigLIP-style) ViT, randomly initialised, sized for small faces
-  (``VisionSpec``): 96 px images, 8 px patches (a 12 x 12 grid), 3 layers of width 192.
+  (``VisionSpec``): 96 px images, 8 px patches (a 12 x 12 grid), one layer of width 192. Trained
+  from scratch with a classification head on the 480 demo:faces training images, one layer
+  reached 0.81 held-out accuracy after 240 steps of 8 faces, two layers 0.72, three fewer still.
 - Connector: pixel shuffle by 3 (each image token sees 3 x 3 patches) and a linear projection
-  into the language model's width: 16 image tokens per image.
+  into the language model's width: 16 image tokens per image. Its weights are drawn so that image
+  tokens start at the scale of the text embeddings (root mean square 0.14 for SmolLM2; the
+  default initialisation made them 6 times larger).
 - Processor: Idefics3's, resizing every image to 96 x 96 without splitting, and SmolLM2's ChatML
   chat template extended to content parts (``{"type": "image"}`` becomes ``<image>``).
 
@@ -57,7 +61,7 @@ class VisionSpec:
     image_size: int = 96
     patch_size: int = 8
     hidden_size: int = 192
-    num_layers: int = 3
+    num_layers: int = 1
     num_heads: int = 4
     scale_factor: int = 3  # pixel shuffle: image tokens = (image_size / patch_size / scale_factor) ** 2
     seed: int = 0
@@ -69,10 +73,12 @@ class VisionSpec:
 
 @dataclass(frozen=True)
 class BuiltVLM:
-    """A VLM alias: the text model whose weights it reuses and its vision spec."""
+    """A VLM alias: the text model whose weights it reuses, its vision spec, and a version that
+    names its cache folder (raise it when the build changes, so old builds are not reused)."""
 
     text_model: str
     vision: VisionSpec
+    version: int
 
 
 def build_vlm(text_model_path: str, vision: VisionSpec, target: Path) -> None:
@@ -100,6 +106,11 @@ def build_vlm(text_model_path: str, vision: VisionSpec, target: Path) -> None:
     )  # fmt: skip
     model = Idefics3ForConditionalGeneration(config)
     model.model.text_model.load_state_dict(text_model.model.state_dict())
+    # The vision encoder ends in a LayerNorm (unit variance per dimension), so a projection drawn with
+    # std = rms(text embeddings) / sqrt(fan_in) gives image tokens the text embeddings' scale.
+    projection = model.model.connector.modality_projection.proj.weight
+    text_rms = text_model.get_input_embeddings().weight.detach().pow(2).mean().sqrt().item()
+    torch.nn.init.normal_(projection, std=text_rms / projection.shape[1] ** 0.5)
     if not config.tie_word_embeddings:
         model.lm_head.load_state_dict(text_model.lm_head.state_dict())
     model.generation_config = text_model.generation_config

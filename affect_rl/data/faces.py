@@ -7,6 +7,9 @@ size, brow weight, nose, mouth width, lip colour) with a random intensity, posit
 background and pixel noise. A third of the rows show a variant: one prototype AU missing, or an
 extra AU that fits the face (AU10 upper lip raiser, AU25 lips part, AU7, AU4, AU26...); the row's
 ``aus`` list says exactly what is drawn, so an AU reward carries information beyond the label.
+Each row's ``rationale`` names the visible cue of each AU, in Facial-R1's style ("brows lowered and
+drawn together (AU4), lip corners pulled down (AU15)."): the reasoning SFT teaches, short enough for
+a CPU (about 40 tokens with the tags, against 90 for the generic AU-by-AU facial reasoning).
 
 What each AU changes (the drawing code below, region by region):
 
@@ -41,7 +44,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from rewards.action_units import au_table
 
-VERSION = 1
+VERSION = 2
 IMAGE_SIZE = 96  # pixels on a side, as saved
 _SUPERSAMPLE = 4  # drawn at 4x, then downsampled: smooth edges at 96 px
 EMOTIONS = ("happiness", "sadness", "surprise", "fear", "anger", "disgust")
@@ -49,6 +52,11 @@ DRAWN_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 15, 16, 20, 23, 25, 26)
 # Extra AUs that fit each emotion's face without contradicting a drawn one.
 EXTRA_AUS = {"happiness": (25, 26), "sadness": (7, 25), "surprise": (25,), "fear": (10,),
              "anger": (10, 25), "disgust": (4, 7, 10)}  # fmt: skip
+# What each AU looks like here, in the words of Facial-R1's targets ("eyebrows pulled together (AU4)").
+CUES = {1: "inner brows raised", 2: "outer brows raised", 4: "brows lowered and drawn together", 5: "upper lids raised",
+        6: "cheeks raised", 7: "lower lids tightened", 9: "nose wrinkled", 10: "upper lip raised",
+        12: "lip corners pulled up", 15: "lip corners pulled down", 16: "lower lip pulled down",
+        20: "lips stretched sideways", 23: "lips tightened", 25: "lips parted", 26: "jaw dropped"}  # fmt: skip
 IDENTITIES = {"train": 40, "validation": 8, "test": 12}
 ROWS_PER_EMOTION = {"train": 2, "validation": 1, "test": 1}
 VARIANT_SHARE = 1 / 3  # rows with a missing or an extra AU
@@ -122,10 +130,14 @@ def random_identity(rng: random.Random) -> Identity:
 
 
 def random_pose(rng: random.Random) -> Pose:
+    """A random background, a shift of up to 2.4 px, a size within +-3.5%, a tilt within 2.5 degrees
+    and pixel noise. With 2.5 times these (6 px, 9%, 7 degrees) a vision encoder trained from scratch
+    on the 480 training faces, even with a classification head of its own, stayed near 0.4 held-out
+    accuracy after 300 steps of 8 faces; with these it passed 0.6 after 120 and 0.85 after 300."""
     shade = rng.randint(60, 230)
     background = tuple(int(min(255, max(0, shade + rng.uniform(-40, 40)))) for _ in range(3))
-    return Pose(centre_x=rng.uniform(0.44, 0.56), centre_y=rng.uniform(0.47, 0.53), scale=rng.uniform(0.26, 0.31),
-                tilt=rng.uniform(-7, 7), background=background, noise=rng.uniform(2, 10))  # fmt: skip
+    return Pose(centre_x=rng.uniform(0.475, 0.525), centre_y=rng.uniform(0.49, 0.51), scale=rng.uniform(0.275, 0.295),
+                tilt=rng.uniform(-2.5, 2.5), background=background, noise=rng.uniform(2, 5))  # fmt: skip
 
 
 def random_expression(aus: list[int], rng: random.Random) -> Expression:
@@ -316,6 +328,16 @@ def row_aus(emotion: str, rng: random.Random) -> list[int]:
     return sorted(set(aus) | {rng.choice(EXTRA_AUS[emotion])})
 
 
+def rationale(aus: list[int]) -> str:
+    """What the face shows, AU by AU: the reasoning SFT teaches.
+
+    >>> rationale([1, 4, 15])
+    'Inner brows raised (AU1), brows lowered and drawn together (AU4), lip corners pulled down (AU15).'
+    """
+    text = ", ".join(f"{CUES[au]} (AU{au})" for au in aus)
+    return text[0].upper() + text[1:] + "."
+
+
 def _identity_splits(seed: int) -> dict[int, str]:
     numbers = list(range(sum(IDENTITIES.values())))
     random.Random(seed).shuffle(numbers)
@@ -340,7 +362,7 @@ def generate(folder: Path, seed: int = 0) -> list[dict]:
                 image = draw_face(identity, random_expression(aus, rng), random_pose(rng), seed=rng.randrange(2**32))
                 image.save(folder / "images" / f"{name}.png")
                 rows.append({"id": name, "image": f"images/{name}.png", "aus": aus, "emotion": emotion,
-                             "identity": f"person-{number:03d}", "split": split})  # fmt: skip
+                             "rationale": rationale(aus), "identity": f"person-{number:03d}", "split": split})  # fmt: skip
     return rows
 
 

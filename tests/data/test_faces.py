@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -78,7 +79,7 @@ def small_set(tmp_path_factory):
 def test_rows_say_what_is_drawn_and_split_by_identity(small_set):
     folder, rows = small_set
     assert len(rows) == 6 * 6 * 2 + 2 * 6 + 2 * 6
-    assert set(rows[0]) == {"id", "image", "aus", "emotion", "identity", "split"}
+    assert set(rows[0]) == {"id", "image", "aus", "emotion", "rationale", "identity", "split"}
     identities = {split: {row["identity"] for row in rows if row["split"] == split} for split in faces.IDENTITIES}
     assert [len(identities[split]) for split in ("train", "validation", "test")] == [6, 2, 2]
     assert not identities["train"] & identities["test"] and not identities["train"] & identities["validation"]
@@ -87,6 +88,7 @@ def test_rows_say_what_is_drawn_and_split_by_identity(small_set):
     for row in rows:
         assert (folder / row["image"]).is_file()
         assert set(row["aus"]) <= REQUIRED_AUS
+        assert [int(code) for code in re.findall(r"\(AU(\d+)\)", row["rationale"])] == row["aus"]
         prototype = set(prototypes[row["emotion"]])
         difference = set(row["aus"]) ^ prototype
         assert len(difference) <= 1  # one AU missing or one extra at most
