@@ -21,7 +21,7 @@ from affect_rl.models import is_vision_language, training_setup, vision_parts
 from affect_rl.pipeline import training_stage_config, validate_pipeline
 from rewards.templates import get_template
 
-GPU_RECIPES = ("facial_r1", "emocaliber")
+GPU_RECIPES = ("facial_r1", "emocaliber", "faces")
 
 
 def pipeline_stages(name: str):
