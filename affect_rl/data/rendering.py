@@ -193,7 +193,13 @@ def to_sft_dataset(ds: Dataset, data_args: DataArguments, report: dict | None = 
 
 def to_grpo_dataset(ds: Dataset, data_args: DataArguments) -> Dataset:
     """GRPO data: ``prompt`` plus every column of the rows (TRL passes them to the rewards), and
-    ``images`` (Image features) when rows have images."""
+    ``images`` (Image features) when rows have images.
+
+    A row's own SFT ``completion`` is left out: TRL never passes that column to rewards, and its
+    ``is_conversational`` may read it instead of ``prompt`` (it picks one of the two from a set),
+    which for image rows fails the run when the completion is missing or plain text."""
+    if "completion" in ds.column_names:
+        ds = ds.remove_columns("completion")
     prompts = []
     for index, row in enumerate(ds):
         try:

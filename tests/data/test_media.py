@@ -89,6 +89,8 @@ def test_sft_and_grpo_sets_carry_every_rows_images_as_image_features(face_file):
     assert isinstance(user_turn, str) and "Action Units" in user_turn  # TRL adds the image part itself
     grpo = to_grpo_dataset(train, args)
     assert {"prompt", "images", "image", "aus", "emotion"} <= set(grpo.column_names)
+    # TRL's is_conversational would read a `completion` column (None here) instead of the prompt.
+    assert "completion" in train.column_names and "completion" not in grpo.column_names
     assert grpo[2]["images"][0].size == (42, 30) and grpo[2]["aus"] == [1, 2, 5, 26]
 
 
