@@ -131,9 +131,10 @@ def random_identity(rng: random.Random) -> Identity:
 
 def random_pose(rng: random.Random) -> Pose:
     """A random background, a shift of up to 2.4 px, a size within +-3.5%, a tilt within 2.5 degrees
-    and pixel noise. With 2.5 times these (6 px, 9%, 7 degrees) a vision encoder trained from scratch
-    on the 480 training faces, even with a classification head of its own, stayed near 0.4 held-out
-    accuracy after 300 steps of 8 faces; with these it passed 0.6 after 120 and 0.85 after 300."""
+    and pixel noise. With 2.5 times these (6 px, 9%, 7 degrees) the built-in VLM's vision encoder,
+    trained from scratch with a classification head of its own on 480 training faces, stayed near
+    0.4 held-out accuracy after 300 steps of 8 faces; with these it reaches 0.48 after 120 steps and
+    0.73 after 180 (``python bench/faces_vision.py``)."""
     shade = rng.randint(60, 230)
     background = tuple(int(min(255, max(0, shade + rng.uniform(-40, 40)))) for _ in range(3))
     return Pose(centre_x=rng.uniform(0.475, 0.525), centre_y=rng.uniform(0.49, 0.51), scale=rng.uniform(0.275, 0.295),
