@@ -2,6 +2,7 @@
 
 One CPU or one GPU:
     affect-rl demo                                      # SFT -> GRPO -> eval on the built-in model
+    affect-rl demo --recipe faces                       # the same on face images, with the built-in VLM
     affect-rl sft  --config recipes/demo/sft.yaml  [--key value ...]
     affect-rl grpo --config recipes/demo/grpo.yaml [--key value ...]
     affect-rl pipeline recipes/demo/pipeline.yaml
@@ -130,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.set_defaults(handler=run_pipeline)
 
     demo = commands.add_parser("demo", help="SFT -> GRPO -> eval of the built-in model on the demo data, offline")
-    demo.add_argument("--output_dir", default="runs/demo", help="where the demo writes (default runs/demo)")
+    demo.add_argument("--recipe", default="demo",
+                      help="demo: the text demo (default); faces: the face-image demo on the built-in VLM")
+    demo.add_argument("--output_dir", help="where the demo writes (default runs/<recipe>)")
     demo.set_defaults(handler=run_demo)
 
     evaluate = commands.add_parser(
@@ -256,7 +259,7 @@ def run_pipeline(args, _extra) -> None:
 def run_demo(args, _extra) -> None:
     from affect_rl.pipeline import run_demo as demo
 
-    demo(output_dir=args.output_dir)
+    demo(output_dir=args.output_dir or f"runs/{args.recipe}", recipe=args.recipe)
 
 
 def run_eval(args, extra) -> None:

@@ -53,6 +53,17 @@ class RecipeArguments:
             "stage (true) or keep training the same adapter (false)."
         },
     )
+    # Vision-language models (ignored for text models)
+    train_vision_tower: bool = field(
+        default=False,
+        metadata={"help": "VLMs: train the vision encoder fully (with use_peft: saved beside the LoRA adapter) "
+                          "instead of freezing it. LoRA itself targets the language model only."},
+    )  # fmt: skip
+    train_projector: bool = field(
+        default=True,
+        metadata={"help": "VLMs: train the projector between vision encoder and language model (Idefics3 "
+                          "`connector`, LLaVA `multi_modal_projector`, Qwen2.5-VL `merger`) fully, or freeze it."},
+    )  # fmt: skip
     # Before/after samples printed at the end of a stage
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}

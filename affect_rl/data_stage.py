@@ -19,11 +19,12 @@ from affect_rl.jsonl import write_jsonl
 
 @dataclass
 class StageRows:
-    """The training rows, their rendered prompts, and the held-out rows."""
+    """The training rows, their rendered prompts and images, and the held-out rows."""
 
     train: list[dict]
     prompts: list[list[dict]]
     heldout: list[dict]
+    images: list[list] | None = None  # per training row, for a vision-language model
 
 
 def load_stage_rows(cfg) -> StageRows:
@@ -31,15 +32,18 @@ def load_stage_rows(cfg) -> StageRows:
     from accelerate import PartialState
 
     from affect_rl.data import load_splits, render_prompt
-    from affect_rl.data.media import check_text_model_rows
+    from affect_rl.data.media import check_model_rows, first_media, row_images
+    from affect_rl.models import is_vision_language
 
     with PartialState().main_process_first():
         splits = load_splits(cfg.data)
-    check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
+    # Only rows with media need the model's kind (generation loads it without remote code).
+    vision = first_media(splits["train"]) is not None and is_vision_language(cfg.model.model_name_or_path)
+    check_model_rows(splits["train"], cfg.model.model_name_or_path, vision)
     train = list(splits["train"])
     prompts = [render_prompt(row, cfg.data.task, cfg.data.template, cfg.data.system_prompt, cfg.data.label_set)
                for row in train]  # fmt: skip
-    return StageRows(train, prompts, list(splits["test"]))
+    return StageRows(train, prompts, list(splits["test"]), [row_images(row) for row in train] if vision else None)
 
 
 @dataclass

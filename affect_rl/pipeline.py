@@ -36,6 +36,7 @@ from affect_rl.run_identity import (check_identity, config_hash, mismatch, misma
 from affect_rl.run_lock import RunLock
 from affect_rl.tracking import end_stage_run
 
+DEMO_RECIPES = ("demo", "faces")  # the text demo (the default) and the face-image demo
 DEMO_RECIPE = recipe_path("demo/pipeline.yaml")
 
 
@@ -50,12 +51,16 @@ class PlannedStage:
     stage_config: Any = None  # the StageConfig of sft/grpo/select/synthesize stages
 
 
-def run_demo(output_dir: str = "runs/demo") -> dict:
-    """The README's main command: the demo pipeline on the built-in model and data."""
-    if not DEMO_RECIPE.is_file():
-        raise ConfigError(f"The demo recipe {DEMO_RECIPE} is missing: reinstall affect-rl (pip install --force-reinstall "
+def run_demo(output_dir: str = "runs/demo", recipe: str = "demo") -> dict:
+    """The README's main command: a demo pipeline (``recipes/<recipe>/pipeline.yaml``) on the built-in
+    models and data."""
+    if recipe not in DEMO_RECIPES:
+        raise ConfigError(f"Unknown demo recipe {recipe!r}; choose one of: {', '.join(DEMO_RECIPES)}.")
+    path = recipe_path(f"{recipe}/pipeline.yaml")
+    if not path.is_file():
+        raise ConfigError(f"The demo recipe {path} is missing: reinstall affect-rl (pip install --force-reinstall "
                           "affect-rl) or run the demo from a checkout.")
-    return run_pipeline_file(str(DEMO_RECIPE), output_dir=output_dir)
+    return run_pipeline_file(str(path), output_dir=output_dir)
 
 
 def run(recipe: str, output_dir: str | None = None, **options) -> dict:

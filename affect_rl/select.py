@@ -109,7 +109,8 @@ def run(cfg) -> dict:
     rows: StageRows = load_stage_rows(cfg)
     sampling = Sampling(n=args.num_samples, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     completions = generate_completions(cfg.model.model_name_or_path, rows.prompts, batch_size=args.batch_size,
-                                       max_new_tokens=args.max_new_tokens, sampling=sampling)  # fmt: skip
+                                       max_new_tokens=args.max_new_tokens, sampling=sampling,
+                                       images=rows.images)  # fmt: skip
     repeated = [row for row in rows.train for _ in range(args.num_samples)]
     prompts = [prompt for prompt in rows.prompts for _ in range(args.num_samples)]
     scores, totals = completion_scores(rewards, prompts, list(completions), repeated, "select samples")

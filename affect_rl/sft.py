@@ -5,7 +5,8 @@ From Python (``affect_rl.api``): ``sft.run("recipes/demo/sft.yaml", max_steps=5)
 
 Rows are rendered into prompt-completion chat pairs (the completion is the row's own
 ``completion`` when it has one, else the template filled from its rationale and labels), so the
-loss falls on the completion only.
+loss falls on the completion only. Rows with images train a vision-language model through its
+processor (LoRA on the language model; the recipe's train_vision_tower / train_projector).
 
     affect-rl sft --config recipes/demo/sft.yaml [--key value ...]
     accelerate launch --config_file launch/accelerate/ddp.yaml -m affect_rl.cli sft --config FILE
@@ -16,7 +17,7 @@ from __future__ import annotations
 from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_sft_dataset
-from affect_rl.models import load_causal_lm, load_tokenizer
+from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 
@@ -33,7 +34,6 @@ def run(config=None, *, train_dataset=None, heldout_dataset=None, **keys):
 def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None):
     """Run the SFT stage described by ``cfg``; returns the trainer after saving the model."""
     from trl import SFTTrainer
-    from trl.trainer.utils import get_peft_config
 
     begin_stage(cfg)
     splits = load_stage_data(cfg, train_dataset, heldout_dataset)
@@ -49,15 +49,16 @@ def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None):
     prepare_tracking(cfg)
     trust = cfg.training.trust_remote_code
     model, _ = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter, trust_remote_code=trust)
-    tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="right", trust_remote_code=trust)
     score_labelled_positions_only()
     trainer = SFTTrainer(
         model=model,
         args=cfg.training,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(cfg.model),
+        # A vision-language model's processor: TRL then collates images into the user turn.
+        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="right",
+                                               trust_remote_code=trust),
+        peft_config=training_setup(model, cfg.model, cfg.recipe),
     )
     run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])

@@ -80,12 +80,16 @@ def load_stage_data(cfg, train_dataset=None, heldout_dataset=None):
 
     from affect_rl.data import load_splits
     from affect_rl.data.heldout import save_stage_rows
-    from affect_rl.data.media import check_text_model_rows
+    from affect_rl.data.media import check_model_rows
+    from affect_rl.models import is_vision_language
 
     state = PartialState()
     with state.main_process_first():
         splits = load_splits(cfg.data) if train_dataset is None else given_splits(cfg, train_dataset, heldout_dataset)
-    check_text_model_rows(splits["train"], cfg.model.model_name_or_path)
+    # Before training: a VLM's images all open and fit (held-out ones too); a text model gets no media.
+    vision = is_vision_language(cfg.model.model_name_or_path, cfg.training.trust_remote_code)
+    for rows in (splits["train"], splits["test"]) if vision else (splits["train"],):
+        check_model_rows(rows, cfg.model.model_name_or_path, vision)
     if state.is_main_process:
         save_stage_rows(splits["train"], splits["test"], cfg.training.output_dir)
     return splits
@@ -170,6 +174,7 @@ def save_final_model(trainer, output_dir: str | Path) -> None:
 def finish_stage(trainer, cfg, test_rows) -> None:
     """Save the final model, tokenizer and log history; print samples and tracking hints."""
     from affect_rl.data import render_prompt
+    from affect_rl.data.media import row_images
     from affect_rl.samples import format_samples, generate_samples
 
     save_final_model(trainer, cfg.training.output_dir)
@@ -177,7 +182,8 @@ def finish_stage(trainer, cfg, test_rows) -> None:
     # Every rank generates: under ZeRO-3 each holds a shard, and generation gathers them.
     prompts = [render_prompt(test_rows[i], cfg.data.task, cfg.data.template, cfg.data.system_prompt,
                              cfg.data.label_set) for i in range(count)]
-    completions = generate_samples(trainer.model, trainer.processing_class, prompts) if count else []
+    images = [row_images(test_rows[i]) for i in range(count)]
+    completions = generate_samples(trainer.model, trainer.processing_class, prompts, images) if count else []
     end_stage(cfg)
     if not trainer.is_world_process_zero():
         return

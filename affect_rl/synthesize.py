@@ -110,7 +110,8 @@ def run(cfg) -> dict:
                        for i in current]  # fmt: skip
             sampling = Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed + 1000 * round_number + attempt)
             completions = generate_completions(cfg.model.model_name_or_path, prompts, batch_size=args.batch_size,
-                                               max_new_tokens=args.max_new_tokens, sampling=sampling)  # fmt: skip
+                                               max_new_tokens=args.max_new_tokens, sampling=sampling,
+                                               images=rows.images and [rows.images[i] for i in current])  # fmt: skip
             scores, _ = completion_scores(rewards, [rows.prompts[i] for i in current], list(completions),
                                           [rows.train[i] for i in current], "synthesis attempts")  # fmt: skip
             attempts += len(current)

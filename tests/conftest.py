@@ -55,3 +55,15 @@ def tiny_model_dir(tmp_path_factory, smollm2_tokenizer):
     LlamaForCausalLM(config).save_pretrained(folder)
     smollm2_tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory, tiny_model_dir):
+    """An Idefics3 VLM built as the offline one is, from the tiny Llama: a 1-layer, 32-wide vision
+    encoder on 32 px images (4 image tokens per image)."""
+    from affect_rl.offline_vlm import VisionSpec, build_vlm
+
+    folder = tmp_path_factory.mktemp("tiny-vlm") / "vlm"
+    build_vlm(tiny_model_dir, VisionSpec(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2,
+                                         scale_factor=2), folder)  # fmt: skip
+    return str(folder)

@@ -16,7 +16,9 @@ from rewards.templates import TEMPLATES
 DEMO_PREFIX = "demo:"
 # The dataset of a stage run from Python with its rows passed in (``affect_rl.api``).
 PROVIDED_ROWS = "python:rows"
-DEMO_SETS = ("emotion", "facial", "empathy")
+DEMO_SETS = ("emotion", "facial", "empathy", "faces")
+# The task of each demo set: demo:faces holds facial rows with images (affect_rl.data.faces).
+DEMO_TASKS = {"emotion": "emotion", "facial": "facial", "empathy": "empathy", "faces": "facial"}
 INVALID_COMPLETIONS = ("error", "skip")
 # "train", "train[:1000]", "test[10%:]", "validation[-50:]"
 SPLIT_SPEC = re.compile(r"(?P<name>[\w.-]+)(?:\[(?P<start>-?\d+%?)?:(?P<stop>-?\d+%?)?\])?")
@@ -51,7 +53,7 @@ class DataArguments:
         default=None,
         metadata={"help": "A local file (.jsonl[.gz], .json, .csv, .tsv, .parquet, .arrow), a folder (saved with "
                           "datasets or holding train/test files), a Hugging Face dataset id, or a built-in demo set: "
-                          "demo:emotion (the default), demo:facial or demo:empathy."},
+                          "demo:emotion (the default), demo:facial, demo:empathy or demo:faces (face images)."},
     )  # fmt: skip
     dataset_config: str | None = field(default=None, metadata={"help": "Config name of a Hugging Face dataset."})
     dataset_mixture: list[dict] | None = field(
@@ -177,7 +179,7 @@ class DataArguments:
         format_tasks = {name: get_format(name).tasks for name in formats_used if name}
         if self.task is None:
             first = next(iter(format_tasks.values()), None)
-            self.task = first[0] if first else self.demo_name
+            self.task = first[0] if first else DEMO_TASKS.get(self.demo_name)
             if self.task is None:
                 raise ConfigError(f"set task for dataset {self.dataset!r}: one of {', '.join(TASKS)} "
                                   "(or set format, whose task it then takes)")  # fmt: skip
@@ -187,9 +189,9 @@ class DataArguments:
             if self.task not in tasks:
                 raise ConfigError(f"format {name!r} gives {' or '.join(tasks)} rows, not {self.task!r}; "
                                   f"set task: {tasks[0]} or remove task")  # fmt: skip
-        if self.demo_name is not None and self.demo_name != self.task:
-            raise ConfigError(f"{self.dataset} holds {self.demo_name} rows but task is {self.task!r}; "
-                              f"set task: {self.demo_name} or dataset: {DEMO_PREFIX}{self.task}")  # fmt: skip
+        if self.demo_name is not None and DEMO_TASKS[self.demo_name] != self.task:
+            raise ConfigError(f"{self.dataset} holds {DEMO_TASKS[self.demo_name]} rows but task is {self.task!r}; "
+                              f"set task: {DEMO_TASKS[self.demo_name]} or dataset: {DEMO_PREFIX}{self.task}")  # fmt: skip
         check_template(self.task, self.template)
         if self.label_set is not None and self.task != "label":
             raise ConfigError(f"label_set applies to the label task, and task is {self.task!r}; remove label_set")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_rl.data.media import images_to_files
 from affect_rl.jsonl import write_jsonl
 
 HELDOUT_FILE = "heldout.jsonl"
@@ -33,7 +34,8 @@ def save_stage_rows(train_rows, heldout_rows, output_dir: str | Path) -> dict:
     """Write the held-out rows and the training fingerprints; returns what the manifest records."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    heldout = [dict(row) for row in heldout_rows]
+    # Embedded images (Image features, PIL) become files beside it, so the rows are plain JSON.
+    heldout = images_to_files([dict(row) for row in heldout_rows], output_dir / "heldout_images")
     path = write_jsonl(heldout, output_dir / HELDOUT_FILE)
     fingerprints = np.array(sorted({row_fingerprint(row) for row in train_rows}), dtype=np.uint64)
     np.save(output_dir / FINGERPRINTS_FILE, fingerprints)

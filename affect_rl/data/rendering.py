@@ -23,6 +23,7 @@ from datasets import Dataset
 
 from affect_rl.data.arguments import DataArguments, check_template
 from affect_rl.data.fields import LETTERS
+from affect_rl.data.media import row_name, with_images_column
 from affect_rl.data.tasks import all_fields, get_task
 from affect_rl.errors import DataError
 from rewards.action_units import au_table
@@ -161,19 +162,16 @@ def render_target(row: dict, task: str, template: str) -> str:
     return _render(f"target_{template}.jinja", context)
 
 
-def row_name(row: dict, index: int) -> str:
-    return f"row id {row['id']!r}" if row.get("id") is not None else f"row {index + 1}"
-
-
 def to_sft_dataset(ds: Dataset, data_args: DataArguments, report: dict | None = None) -> Dataset:
-    """TRL prompt-completion conversational data: ``prompt`` (system + user) and ``completion``.
+    """TRL prompt-completion conversational data: ``prompt`` (system + user) and ``completion``, plus
+    ``images`` (Image features) when rows have images: TRL then puts them in the user turn.
 
     SFTTrainer puts the loss on the completion only for this format. Rows whose own completion
     does not match the template raise a DataError naming the row, or are skipped when
     ``invalid_completions: skip`` (``report["skipped"]`` counts them).
     """
     task, template = data_args.task, data_args.template
-    examples, skipped = [], []
+    examples, kept, skipped = [], [], []
     for index, row in enumerate(ds):
         try:
             prompt = render_prompt(row, task, template, data_args.system_prompt, data_args.label_set)
@@ -184,16 +182,24 @@ def to_sft_dataset(ds: Dataset, data_args: DataArguments, report: dict | None = 
                 continue
             raise DataError(f"{row_name(row, index)}: {error}") from None
         examples.append({"prompt": prompt, "completion": [{"role": "assistant", "content": target}]})
+        kept.append(row)
     if report is not None:
         report["skipped"] = skipped
     if not examples:
         raise DataError(f"every one of the {len(ds)} SFT rows was skipped: their completions do not match the "
                         f"{template} template")  # fmt: skip
-    return Dataset.from_list(examples)
+    return with_images_column(Dataset.from_list(examples), kept)
 
 
 def to_grpo_dataset(ds: Dataset, data_args: DataArguments) -> Dataset:
-    """GRPO data: ``prompt`` plus every column of the rows (TRL passes them to the rewards)."""
+    """GRPO data: ``prompt`` plus every column of the rows (TRL passes them to the rewards), and
+    ``images`` (Image features) when rows have images.
+
+    A row's own SFT ``completion`` is left out: TRL never passes that column to rewards, and its
+    ``is_conversational`` may read it instead of ``prompt`` (it picks one of the two from a set),
+    which for image rows fails the run when the completion is missing or plain text."""
+    if "completion" in ds.column_names:
+        ds = ds.remove_columns("completion")
     prompts = []
     for index, row in enumerate(ds):
         try:
@@ -201,7 +207,8 @@ def to_grpo_dataset(ds: Dataset, data_args: DataArguments) -> Dataset:
                                          data_args.label_set))  # fmt: skip
         except DataError as error:
             raise DataError(f"{row_name(row, index)}: {error}") from None
-    return ds.add_column("prompt", prompts) if "prompt" not in ds.column_names else _replace_prompt(ds, prompts)
+    with_prompt = ds.add_column("prompt", prompts) if "prompt" not in ds.column_names else _replace_prompt(ds, prompts)
+    return with_images_column(with_prompt, ds)
 
 
 def _replace_prompt(ds: Dataset, prompts: list) -> Dataset:

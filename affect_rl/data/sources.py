@@ -7,7 +7,7 @@ Sources:
   a folder of data files whose names give their split (``train.jsonl``, ``test.csv``,
   ``validation-00000-of-00001.parquet``); files whose names name no split are one unsplit table;
 - a Hugging Face dataset id (``datasets.load_dataset``, the only network access);
-- a built-in demo set ``demo:NAME`` (package data).
+- a built-in demo set ``demo:NAME`` (package data; ``demo:faces`` is generated on first use).
 
 Text formats are parsed with the standard library rather than ``datasets``: Arrow rejects a column
 whose rows mix types (``aus`` as ``[1, 2]`` here, ``"1,2"`` there) with a message naming no row,
@@ -226,7 +226,13 @@ def _with_folder(table: Table, folder: Path) -> Table:
 
 
 def read_demo(name: str) -> Table:
-    """The built-in demo set ``demo:NAME`` (its rows carry a ``split`` column)."""
+    """The built-in demo set ``demo:NAME`` (its rows carry a ``split`` column); ``demo:faces`` is
+    drawn into the cache on first use (``affect_rl.data.faces``)."""
+    if name == "faces":
+        from affect_rl.data.faces import faces_file
+        from affect_rl.models import cache_dir
+
+        return _read_jsonl(faces_file(cache_dir()), "utf-8")
     resource = files("affect_rl.data") / "demo" / f"{name}.jsonl"
     with as_file(resource) as path:
         if not path.is_file():
