@@ -14,11 +14,15 @@ import pytest
 import torch
 
 from affect_rl import recipe_path
-from affect_rl.config import RecipeArguments, read_yaml_mapping, validate_rewards
+from affect_rl.config import RecipeArguments, validate_rewards
 from affect_rl.data.formats import get_format
 from affect_rl.evaluate import build_eval_arguments
 from affect_rl.models import is_vision_language, training_setup, vision_parts
-from affect_rl.pipeline import training_stage_config, validate_pipeline
+from affect_rl.pipeline import (
+    load_pipeline_recipe,
+    training_stage_config,
+    validate_pipeline,
+)
 from rewards.templates import get_template
 
 GPU_RECIPES = ("facial_r1", "emocaliber", "faces")
@@ -26,13 +30,13 @@ GPU_RECIPES = ("facial_r1", "emocaliber", "faces")
 
 def pipeline_stages(name: str):
     path = recipe_path(f"{name}/pipeline.yaml")
-    recipe = read_yaml_mapping(str(path))
+    recipe = load_pipeline_recipe(str(path))
     return path, recipe, validate_pipeline(recipe, str(path), [], [])
 
 
 def stage_configs(name: str) -> dict:
-    path, recipe, stages = pipeline_stages(name)
-    return {stage["name"]: training_stage_config(stage, Path("runs") / name, path.parent, name)
+    _, _, stages = pipeline_stages(name)
+    return {stage["name"]: training_stage_config(stage, Path("runs") / name, name)
             for stage in stages if stage["stage"] != "eval"}  # fmt: skip
 
 
@@ -40,7 +44,7 @@ def stage_configs(name: str) -> dict:
 def test_every_stage_resolves_with_rewards_templates_and_formats_that_fit(name):
     configs = stage_configs(name)
     assert configs, name
-    for stage_name, cfg in configs.items():
+    for cfg in configs.values():
         data = cfg.data
         assert data.task in get_template(data.template).tasks
         if data.format:
@@ -48,7 +52,7 @@ def test_every_stage_resolves_with_rewards_templates_and_formats_that_fit(name):
         if cfg.stage == "grpo":
             entries = validate_rewards(cfg)  # names, options and stage-filled options checked
             assert len(entries) == len(cfg.recipe.rewards) == len(cfg.training.reward_weights)
-    path, recipe, stages = pipeline_stages(name)
+    _, _, stages = pipeline_stages(name)
     for stage in stages:
         if stage["stage"] == "eval":
             values = {key: value for key, value in stage.items() if key not in ("name", "stage", "models")}

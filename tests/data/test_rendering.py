@@ -299,9 +299,10 @@ def test_sft_dataset_is_conversational_prompt_completion():
 def test_grpo_dataset_keeps_every_column_for_the_rewards(task):
     rows = validate_rows([ROWS[task] | {"problem_type": "multiple choice"}], task, "rows")
     grpo = to_grpo_dataset(Dataset.from_list(rows), args(task))
-    assert set(grpo.column_names) == {"prompt", *rows[0]}
+    passed = {column: value for column, value in rows[0].items() if column != "completion"}  # TRL's own name
+    assert set(grpo.column_names) == {"prompt", *passed}
     assert grpo[0]["prompt"] == render_prompt(rows[0], task, "r1")
-    assert {column: grpo[0][column] for column in rows[0]} == rows[0]
+    assert {column: grpo[0][column] for column in passed} == passed
 
 
 OWN = "<think>Paying it off lifts a weight.</think>\n<answer>relief</answer>"
