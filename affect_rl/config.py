@@ -50,6 +50,15 @@ class RecipeArguments:
             "stage (true) or keep training the same adapter (false)."
         },
     )
+    # Rollouts (GRPO)
+    fast_rollouts: bool = field(
+        default=True,
+        metadata={
+            "help": "On CPU without vLLM: sample GRPO completions from a bf16 copy of the policy (under bf16) and "
+            "prefill each prompt once for its num_generations completions (affect_rl/rollouts.py). "
+            "No effect on GPUs or with vLLM."
+        },
+    )
     # Before/after samples printed at the end of a stage
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}

@@ -10,6 +10,7 @@ passes straight to TRL (a CUDA GPU and the ``vllm`` extra are checked before any
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import rewards
 from affect_rl.config import StageConfig
@@ -19,6 +20,7 @@ from affect_rl.diagnostics import with_diagnostics
 from affect_rl.errors import EnvironmentProblem
 from affect_rl.hardware import cuda_available
 from affect_rl.models import load_causal_lm, load_tokenizer
+from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
 from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
@@ -71,14 +73,19 @@ def build_trainer(cfg: StageConfig):
     prepare_tracking(cfg.training)
     model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter)
     score_labelled_positions_only()
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=reward_fns,
-        args=cfg.training,
-        train_dataset=train_dataset,
-        processing_class=load_tokenizer(cfg.model.model_name_or_path, padding_side="left"),
-        peft_config=None if continues_adapter else get_peft_config(cfg.model),
-    )
+    tokenizer = load_tokenizer(cfg.model.model_name_or_path, padding_side="left")
+    # TRL flags rollout_func as experimental; tests/test_rollouts.py checks affect-rl's use of it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_fns,
+            args=cfg.training,
+            train_dataset=train_dataset,
+            processing_class=tokenizer,
+            peft_config=None if continues_adapter else get_peft_config(cfg.model),
+            rollout_func=cpu_rollouts(cfg.training, tokenizer) if cfg.recipe.fast_rollouts else None,
+        )
     return trainer, splits
 
 
