@@ -59,6 +59,13 @@ class RecipeArguments:
             "No effect on GPUs or with vLLM."
         },
     )
+    share_prompts: bool = field(
+        default=True,
+        metadata={
+            "help": "On CPU: in the GRPO loss, run each prompt once for its num_generations completions instead of "
+            "once per completion (affect_rl/shared_prompts.py). No effect on GPUs."
+        },
+    )
     # Before/after samples printed at the end of a stage
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}

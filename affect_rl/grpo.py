@@ -22,6 +22,7 @@ from affect_rl.hardware import cuda_available
 from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
+from affect_rl.shared_prompts import share_prompt_forward
 from affect_rl.stage import finish_stage, load_stage_data, resume_checkpoint
 from affect_rl.tracking import prepare_tracking
 from rewards.templates import get_template
@@ -86,6 +87,9 @@ def build_trainer(cfg: StageConfig):
             peft_config=None if continues_adapter else get_peft_config(cfg.model),
             rollout_func=cpu_rollouts(cfg.training, tokenizer) if cfg.recipe.fast_rollouts else None,
         )
+    if cfg.recipe.share_prompts and not cuda_available():
+        # The model TRL gave its fused LM head (under a LoRA adapter: the base model).
+        share_prompt_forward(trainer.model.get_base_model() if hasattr(trainer.model, "peft_config") else trainer.model)
     return trainer, splits
 
 

@@ -95,7 +95,8 @@ def test_fast_rollouts_sample_what_trl_samples(model_dir, emotion_file, tmp_path
 def test_same_completions_give_trl_loss_and_gradients(model_dir, emotion_file, tmp_path, eos_bias):
     """The bf16 rollout path changes how completions are produced and nothing else: given the same
     completions, TRL's path yields the same batch, loss and gradient of every parameter."""
-    settings = {"bf16": True, "mask_truncated_completions": True, "generation_kwargs": eos_bias}
+    settings = {"bf16": True, "mask_truncated_completions": True, "generation_kwargs": eos_bias,
+                "share_prompts": False}  # the loss exactly as TRL computes it (see test_shared_prompts.py)
     fast = build(model_dir, emotion_file, tmp_path / "fast", **settings)
     shipped = build(model_dir, emotion_file, tmp_path / "trl", fast_rollouts=False, **settings)
     assert shipped.rollout_func is None
