@@ -56,14 +56,14 @@ class RecipeArguments:
         metadata={
             "help": "On CPU without vLLM: sample GRPO completions from a bf16 copy of the policy (under bf16) and "
             "prefill each prompt once for its num_generations completions (affect_rl/rollouts.py). "
-            "No effect on GPUs or with vLLM."
+            "No effect on GPUs, with vLLM, or under DeepSpeed or FSDP."
         },
     )
     share_prompts: bool = field(
         default=True,
         metadata={
             "help": "On CPU: in the GRPO loss, run each prompt once for its num_generations completions instead of "
-            "once per completion (affect_rl/shared_prompts.py). No effect on GPUs."
+            "once per completion (affect_rl/shared_prompts.py). No effect on GPUs or under DeepSpeed or FSDP."
         },
     )
     # Before/after samples printed at the end of a stage

@@ -18,7 +18,7 @@ from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import with_diagnostics
 from affect_rl.errors import EnvironmentProblem
-from affect_rl.hardware import cuda_available
+from affect_rl.hardware import cpu_speedups_apply, cuda_available
 from affect_rl.models import load_causal_lm, load_tokenizer
 from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
@@ -87,7 +87,7 @@ def build_trainer(cfg: StageConfig):
             peft_config=None if continues_adapter else get_peft_config(cfg.model),
             rollout_func=cpu_rollouts(cfg.training, tokenizer) if cfg.recipe.fast_rollouts else None,
         )
-    if cfg.recipe.share_prompts and not cuda_available():
+    if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
         # The model TRL gave its fused LM head (under a LoRA adapter: the base model).
         share_prompt_forward(trainer.model.get_base_model() if hasattr(trainer.model, "peft_config") else trainer.model)
     return trainer, splits

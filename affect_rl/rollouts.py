@@ -29,8 +29,9 @@ mean per-token log-probability gap on sampled tokens.
 Measured (``python bench/rollout_speed.py``; see the README for the table): SmolLM2-135M, 4
 prompts x 4 completions, 48 new tokens, 2-core CPU with avx512_bf16.
 
-Used only on CPUs, without vLLM, continuous batching or a multimodal processor: on GPUs TRL's
-own paths (vLLM above all) are the fast ones.
+Used only on CPUs, without vLLM, continuous batching or a multimodal processor, and never under
+DeepSpeed or FSDP (their engines own the weights; ZeRO-3 and FSDP shard them, so neither a copy
+nor a shared prefill may bypass them): on GPUs TRL's own paths (vLLM above all) are the fast ones.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ def cpu_rollouts(training_args, processing_class) -> CpuRollouts | None:
     """The ``rollout_func`` for a GRPO run, or None where TRL's own generation is used."""
     from transformers import ProcessorMixin
 
-    from affect_rl.hardware import cuda_available
+    from affect_rl.hardware import cpu_speedups_apply
 
-    if cuda_available() or training_args.use_vllm or training_args.use_transformers_continuous_batching:
+    if (not cpu_speedups_apply(training_args) or training_args.use_vllm
+            or training_args.use_transformers_continuous_batching):
         return None
     if isinstance(processing_class, ProcessorMixin):  # images travel beside the prompt ids: TRL's path
         return None

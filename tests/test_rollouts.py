@@ -160,8 +160,8 @@ def test_bf16_copy_is_synced_with_the_policy_at_each_rollout(model_dir, emotion_
 
 
 def test_fast_rollouts_stay_off_where_trl_is_faster(monkeypatch):
-    from trl import GRPOConfig
     from transformers import ProcessorMixin
+    from trl import GRPOConfig
 
     args = GRPOConfig(output_dir="unused", use_cpu=True, report_to="none")
     assert isinstance(rollouts.cpu_rollouts(args, object()), rollouts.CpuRollouts)
@@ -171,6 +171,29 @@ def test_fast_rollouts_stay_off_where_trl_is_faster(monkeypatch):
     args.use_vllm = False
     monkeypatch.setattr("affect_rl.hardware.cuda_available", lambda: True)
     assert rollouts.cpu_rollouts(args, object()) is None
+
+
+@pytest.mark.parametrize("settings, environment, engine", [
+    ({}, {}, None),
+    ({"deepspeed": "launch/deepspeed/zero3.json"}, {}, "DeepSpeed"),
+    ({}, {"ACCELERATE_USE_DEEPSPEED": "true"}, "DeepSpeed"),  # accelerate launch --config_file zero2.yaml
+    ({}, {"ACCELERATE_USE_FSDP": "true"}, "FSDP"),  # accelerate launch --config_file fsdp.yaml
+])
+def test_cpu_speedups_leave_deepspeed_and_fsdp_runs_to_trl(settings, environment, engine, monkeypatch):
+    from types import SimpleNamespace
+
+    from affect_rl.hardware import sharded_training
+
+    monkeypatch.setattr("affect_rl.hardware.cuda_available", lambda: False)
+    for name in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = SimpleNamespace(**({"deepspeed": None, "fsdp": None, "use_vllm": False,
+                               "use_transformers_continuous_batching": False} | settings))
+    assert sharded_training(args) == engine
+    made = rollouts.cpu_rollouts(args, object())
+    assert (made is None) == (engine is not None)
 
 
 @pytest.mark.parametrize("rows, eos, expected", [
