@@ -64,6 +64,22 @@ class RecipeArguments:
         metadata={"help": "VLMs: train the projector between vision encoder and language model (Idefics3 "
                           "`connector`, LLaVA `multi_modal_projector`, Qwen2.5-VL `merger`) fully, or freeze it."},
     )  # fmt: skip
+    # Rollouts (GRPO)
+    fast_rollouts: bool = field(
+        default=True,
+        metadata={
+            "help": "On CPU without vLLM: sample GRPO completions from a bf16 copy of the policy (under bf16) and "
+            "prefill each prompt once for its num_generations completions (affect_rl/rollouts.py). "
+            "No effect on GPUs, with vLLM, or under DeepSpeed or FSDP."
+        },
+    )
+    share_prompts: bool = field(
+        default=True,
+        metadata={
+            "help": "On CPU: in the GRPO loss, run each prompt once for its num_generations completions instead of "
+            "once per completion (affect_rl/shared_prompts.py). No effect on GPUs or under DeepSpeed or FSDP."
+        },
+    )
     # Before/after samples printed at the end of a stage
     num_sample_prompts: int = field(
         default=2, metadata={"help": "Held-out prompts whose generations are printed after training (0 = none)."}

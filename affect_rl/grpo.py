@@ -10,15 +10,18 @@ passes straight to TRL (a CUDA GPU and the ``vllm`` extra are checked before any
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 from affect_rl.config import StageConfig, task_gold_columns, validate_rewards
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import WithDiagnostics
 from affect_rl.errors import EnvironmentProblem
-from affect_rl.hardware import cuda_available
+from affect_rl.hardware import cpu_speedups_apply, cuda_available
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
+from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
+from affect_rl.shared_prompts import share_prompt_forward
 from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 
@@ -69,15 +72,23 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
     model, continues_adapter = load_causal_lm(cfg.model, merge_adapter=cfg.recipe.merge_adapter,
                                               trust_remote_code=trust)
     score_labelled_positions_only()
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=reward_fns,
-        args=cfg.training,
-        train_dataset=train_dataset,
-        processing_class=load_processing_class(cfg.model.model_name_or_path, padding_side="left",
-                                               trust_remote_code=trust),  # a VLM's processor: TRL adds its images
-        peft_config=None if continues_adapter else training_setup(model, cfg.model, cfg.recipe),
-    )
+    processing_class = load_processing_class(cfg.model.model_name_or_path, padding_side="left",
+                                             trust_remote_code=trust)  # a VLM's processor: TRL adds its images
+    # TRL flags rollout_func as experimental; tests/test_rollouts.py checks affect-rl's use of it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'", category=UserWarning)
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_fns,
+            args=cfg.training,
+            train_dataset=train_dataset,
+            processing_class=processing_class,
+            peft_config=None if continues_adapter else training_setup(model, cfg.model, cfg.recipe),
+            rollout_func=cpu_rollouts(cfg.training, processing_class) if cfg.recipe.fast_rollouts else None,
+        )
+    if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
+        # The model TRL gave its fused LM head (under a LoRA adapter: the base model).
+        share_prompt_forward(trainer.model.get_base_model() if hasattr(trainer.model, "peft_config") else trainer.model)
     return trainer, splits
 
 

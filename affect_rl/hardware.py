@@ -1,10 +1,12 @@
-"""What this machine can do: GPU presence and native bf16 support on the CPU.
+"""What this machine can do: GPU presence, native bf16 support on the CPU, and whether a run hands
+its model to DeepSpeed or FSDP.
 
 These decide the CPU-aware defaults in :mod:`affect_rl.config`.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +37,23 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def sharded_training(training_args) -> str | None:
+    """"DeepSpeed" or "FSDP" when the run hands its model to either (from the training arguments or
+    an ``accelerate launch`` config), else None. Their engines own the weights (ZeRO-3 and FSDP
+    shard them), so affect-rl's CPU speed-ups leave such runs to TRL's own paths."""
+    if training_args.deepspeed or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return "DeepSpeed"
+    if training_args.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "FSDP"
+    return None
+
+
+def cpu_speedups_apply(training_args) -> bool:
+    """True where affect-rl's CPU speed-ups for GRPO may replace TRL's code: no CUDA GPU, and a
+    model that neither DeepSpeed nor FSDP wraps."""
+    return not cuda_available() and sharded_training(training_args) is None
 
 
 def cuda_supports_bf16() -> bool:

@@ -1,0 +1,92 @@
+"""Score GRPO completions with each prompt run once, not once per completion (CPU).
+
+TRL (1.16) computes the training log-probabilities with one forward (and backward) over prompt +
+completion for each of the ``prompts x num_generations`` rows. The G rows of a prompt repeat the
+same prompt positions; in the demo those are about 65% of the positions. The LM head already
+skips them (``affect_rl.cpu_speedups``), but the transformer layers do not.
+
+``share_prompt_forward(model)`` wraps the model's fused-LM-head forward (TRL's
+``add_fused_lm_head``, which GRPO's loss calls with ``fused_lm_head=True``):
+
+- rows whose prompt part (ids and padding) is identical run it once, through the backbone with a
+  KV cache;
+- each row then runs its last prompt token and its completion on its prompt's cache
+  (``DynamicCache.batch_select_indices``), with the same positions and attention mask as the
+  whole row would have.
+
+Gradients flow back through the cache into the shared prompt computation, summed over the G rows,
+just as they sum when each row runs the prompt itself. The loss and gradients are therefore the
+same up to floating-point summation order. ``tests/test_shared_prompts.py`` checks this in fp32,
+within 1e-5.
+
+It applies only to calls it can serve exactly: text ids with an attention mask and labels, no
+activation checkpointing, and a cache made only of full-attention layers (no sliding window or
+linear layers). Any other call runs TRL's forward unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+
+_TEXT_ONLY_KWARGS = frozenset({"output_router_logits"})
+
+
+def share_prompt_forward(model) -> None:
+    """Wrap ``model.forward`` (already given TRL's fused LM head) to run each distinct prompt once."""
+    fused_forward = model.forward
+
+    @functools.wraps(type(model).forward)  # generate reads the forward's parameters (e.g. position_ids)
+    def forward(self, input_ids=None, attention_mask=None, labels=None, fused_lm_head=False, **kwargs):
+        plan = None
+        if fused_lm_head and set(kwargs) <= _TEXT_ONLY_KWARGS and not self.is_activation_checkpointing:
+            plan = shared_prompt_plan(input_ids, attention_mask, labels)
+        if plan is None:
+            return fused_forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                                 fused_lm_head=fused_lm_head, **kwargs)
+        start, distinct, rows = plan
+        cache = prompt_cache(self, distinct[:, :start], distinct[:, start:], rows)
+        if cache is None:
+            return fused_forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels,
+                                 fused_lm_head=True, **kwargs)
+        # Positions continue after the cached prompt (start, start + 1, ...), as in the whole row.
+        return fused_forward(input_ids=input_ids[:, start:], attention_mask=attention_mask, labels=labels[:, start:],
+                             cache=cache, fused_lm_head=True, **kwargs)
+
+    forward.shares_prompts = True  # marks a wrapped forward
+    model.forward = types.MethodType(forward, model)
+
+
+def shared_prompt_plan(input_ids, attention_mask, labels) -> tuple[int, torch.Tensor, torch.Tensor] | None:
+    """``(start, distinct, rows)``: the rows' common shared part is columns ``[0, start)`` (all but the
+    last token before the first labelled column), ``distinct`` holds each distinct shared part's ids
+    and mask side by side, and ``rows`` maps every row to its distinct part. None when no two rows
+    share it."""
+    if input_ids is None or attention_mask is None or labels is None or input_ids.dim() != 2:
+        return None
+    labelled_columns = (labels != -100).any(dim=0).nonzero()
+    if len(labelled_columns) == 0 or int(labelled_columns[0]) < 2:
+        return None
+    start = int(labelled_columns[0]) - 1  # the token before the first label predicts it: run it per row
+    shared = torch.cat([input_ids[:, :start], attention_mask[:, :start].to(input_ids.dtype)], dim=1)
+    distinct, rows = torch.unique(shared, dim=0, return_inverse=True)
+    if len(distinct) == len(input_ids):
+        return None
+    return start, distinct, rows
+
+
+def prompt_cache(model, input_ids, attention_mask, rows):
+    """The KV cache of each distinct prompt part, with gradients, selected for each row; None
+    for a model whose cache has other than full-attention layers."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=model.config)
+    if not all(type(layer) is DynamicLayer for layer in cache.layers):
+        return None
+    getattr(model, model.base_model_prefix)(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
+                                            use_cache=True)
+    cache.batch_select_indices(rows)
+    return cache

@@ -1,0 +1,149 @@
+"""Shared prompt forward (affect_rl/shared_prompts.py): the same log-probabilities, entropies, loss
+and gradients as TRL's fused forward, with each distinct prompt run once."""
+
+import pytest
+import torch
+import trl.trainer.utils as trl_utils
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+from affect_rl import grpo
+from affect_rl.config import build_stage_config
+from affect_rl.shared_prompts import share_prompt_forward, shared_prompt_plan
+
+PROMPTS, GENERATIONS, PROMPT_LEN, COMPLETION_LEN = 3, 4, 9, 6
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny Llama with a wide initialisation (std 0.4), so its outputs depend on the context."""
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                         initializer_range=0.4)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return str(folder)
+
+
+def grpo_batch(generations=GENERATIONS):
+    """Rows as GRPO's loss sees them: left-padded prompts (each repeated ``generations`` times, rows
+    shuffled), right-padded completions, one completion masked whole (mask_truncated_completions)."""
+    generator = torch.Generator().manual_seed(0)
+    prompts = torch.randint(3, 300, (PROMPTS, PROMPT_LEN), generator=generator)
+    prompt_mask = torch.ones_like(prompts)
+    for row, padding in enumerate([0, 2, 5]):
+        prompt_mask[row, :padding] = 0
+    rows = PROMPTS * generations
+    order = torch.randperm(rows, generator=generator)
+    prompt_rows = torch.arange(PROMPTS).repeat_interleave(generations)[order]
+    completions = torch.randint(3, 300, (rows, COMPLETION_LEN), generator=generator)
+    completion_mask = torch.ones_like(completions)
+    for row in range(rows):
+        completion_mask[row, 1 + row % COMPLETION_LEN:] = 0
+    completion_mask[order[0]] = 0
+    input_ids = torch.cat([prompts[prompt_rows], completions], dim=1)
+    attention_mask = torch.cat([prompt_mask[prompt_rows], completion_mask], dim=1)
+    labels = input_ids.masked_fill(attention_mask == 0, -100)  # as TRL's _get_per_token_logps_and_entropies
+    labels[:, :-COMPLETION_LEN] = -100
+    return input_ids, attention_mask, labels
+
+
+def fused_pass(model_dir, batch, shared: bool, **kwargs):
+    """Loss, completion log-probs, entropies and parameter gradients of one fused-LM-head pass, and
+    the rows x positions that entered the embedding at each backbone call."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    trl_utils.add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+    if shared:
+        share_prompt_forward(model)
+    positions = []
+    model.get_input_embeddings().register_forward_hook(lambda module, args, output: positions.append(args[0].numel()))
+    input_ids, attention_mask, labels = batch
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True, **kwargs)
+    log_probs, entropy = output.log_probs[:, -COMPLETION_LEN:], output.entropy[:, -COMPLETION_LEN:]
+    (output.loss + (log_probs * 0.3).sum() + entropy.sum()).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    return output.loss.detach(), log_probs.detach(), entropy.detach(), grads, positions
+
+
+def test_shared_prompts_give_the_same_log_probs_loss_and_gradients(model_dir):
+    batch = grpo_batch()
+    loss, log_probs, entropy, grads, positions = fused_pass(model_dir, batch, shared=False)
+    shared_loss, shared_log_probs, shared_entropy, shared_grads, shared_positions = fused_pass(model_dir, batch,
+                                                                                               shared=True)
+    torch.testing.assert_close(shared_loss, loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared_log_probs, log_probs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared_entropy, entropy, rtol=1e-5, atol=1e-5)
+    assert (log_probs[batch[2][:, -COMPLETION_LEN:] == -100] == 0).all()
+    for name, grad in grads.items():  # float32 summation order: within 1e-5 of each tensor's scale
+        torch.testing.assert_close(shared_grads[name], grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(),
+                                   msg=name)
+
+    rows, width = batch[0].shape
+    start = PROMPT_LEN - 1  # the last prompt token runs per row: it predicts the first completion token
+    assert positions == [rows * width]
+    assert shared_positions == [PROMPTS * start, rows * (width - start)]
+
+
+def test_distinct_prompts_and_unknown_inputs_run_trls_forward(model_dir):
+    batch = grpo_batch(generations=1)
+    assert shared_prompt_plan(*batch) is None  # nothing to share: every row has its own prompt
+    plain, wrapped = fused_pass(model_dir, batch, shared=False), fused_pass(model_dir, batch, shared=True)
+    assert torch.equal(plain[0], wrapped[0]) and torch.equal(plain[1], wrapped[1]) and plain[4] == wrapped[4]
+
+    batch = grpo_batch()
+    position_ids = torch.arange(batch[0].shape[1])[None]
+    plain = fused_pass(model_dir, batch, shared=False, position_ids=position_ids)
+    wrapped = fused_pass(model_dir, batch, shared=True, position_ids=position_ids)
+    assert torch.equal(plain[0], wrapped[0]) and torch.equal(plain[1], wrapped[1])
+    assert wrapped[4] == [batch[0].numel()]  # an input it does not know: whole rows, as TRL runs them
+
+
+def test_grpo_stage_shares_prompts_on_cpu_when_asked(tiny_model_dir, emotion_file, tmp_path, monkeypatch):
+    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
+              "rewards": [{"name": "format", "weight": 1.0}], "output_dir": str(tmp_path), "max_steps": 1,
+              "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 4,
+              "report_to": "none", "num_sample_prompts": 0, "bf16": False}
+
+    def wrapped(trainer) -> bool:
+        return getattr(trainer.model.forward, "shares_prompts", False)
+
+    assert wrapped(grpo.build_trainer(build_stage_config("grpo", values, "test"))[0])
+    assert not wrapped(grpo.build_trainer(build_stage_config("grpo", dict(values, share_prompts=False), "test"))[0])
+    monkeypatch.setattr(grpo, "cuda_available", lambda: True)  # on a GPU TRL's forward stays as shipped
+    assert not wrapped(grpo.build_trainer(build_stage_config("grpo", values, "test"))[0])
+
+
+def test_grpo_loss_and_gradients_match_trls_given_the_same_completions(tiny_model_dir, emotion_file, tmp_path):
+    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
+              "rewards": [{"name": "length", "weight": 1.0, "max_length": 8, "buffer": 4}], "max_steps": 1,
+              "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 8,
+              "report_to": "none", "num_sample_prompts": 0, "bf16": False, "fast_rollouts": False}
+    shared, _ = grpo.build_trainer(build_stage_config("grpo", dict(values, output_dir=str(tmp_path / "a")), "test"))
+    shipped, _ = grpo.build_trainer(build_stage_config(
+        "grpo", dict(values, output_dir=str(tmp_path / "b"), share_prompts=False), "test"))
+    rows = [shared.train_dataset[index] for index in (0, 1)]
+    batch = [row for row in rows for _ in range(4)]
+    # Ragged completions, odd ones ended by EOS: their lengths, hence length rewards, differ.
+    completions = [[11 + row] * (2 + row % 5) + [2] * (row % 2) for row in range(8)]
+    inputs = []
+    for trainer in (shared, shipped):
+        trainer._generate_single_turn = lambda *args, **kwargs: (completions, None)
+        inputs.append(trainer._generate_and_score_completions([dict(row) for row in batch]))
+
+    positions = []
+    shared.model.get_input_embeddings().register_forward_hook(
+        lambda module, args, output: positions.append(args[0].shape))
+    losses = []
+    for trainer, trainer_inputs in zip((shared, shipped), inputs):
+        loss = trainer.compute_loss(trainer.model, trainer_inputs)
+        loss.backward()
+        losses.append(loss.detach())
+    prompt_width = inputs[0]["prompt_ids"].shape[1]
+    assert positions == [(2, prompt_width - 1), (8, 1 + inputs[0]["completion_ids"].shape[1])]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    assert inputs[0]["advantages"].abs().sum() > 0 and shared.model.lm_head.weight.grad.abs().sum() > 0
+    shipped_params = dict(shipped.model.named_parameters())
+    for name, param in shared.model.named_parameters():
+        grad = shipped_params[name].grad
+        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
