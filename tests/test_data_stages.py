@@ -74,6 +74,16 @@ def test_a_data_stage_length_budget_follows_its_max_new_tokens(faces_file, tmp_p
     assert validate_rewards(cfg)[0].options["max_length"] == 6
 
 
+def test_a_pipeline_plans_a_select_stage_and_hashes_its_settings(faces_file, tmp_path):
+    from affect_rl.pipeline import plan_stage
+
+    (tmp_path / "select.yaml").write_text(f"dataset: {faces_file}\ntask: facial\nrewards: [{{name: format}}]\n")
+    stage = {"name": "select", "stage": "select", "config": str(tmp_path / "select.yaml")}
+    plan = plan_stage(stage, tmp_path / "run", "run")
+    assert plan.config["training"]["num_samples"] == 8 and plan.config["training"]["keep_band"] == [0.0, 0.75]
+    assert plan.config["training"]["output_dir"] == str(tmp_path / "run" / "select") and len(plan.hash) == 64
+
+
 def scripted_generation(calls):
     """A model that gets a face wrong at first and right once shown its rejected attempt."""
 
