@@ -50,6 +50,7 @@ def answering_model(tmp_path_factory, tiny_model_dir):
     built: dict = {}
 
     def build(prompts: list[list[dict]], answers: tuple[str, ...]) -> str:
+        prompts = prompts[:8]  # the cue is the end of the chat template: a few prompts teach it for all
         key = (json.dumps(prompts, sort_keys=True), answers)
         if key in built:
             return built[key]
