@@ -16,10 +16,10 @@ import pytest
 from recipe_runs import REPO
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """One intra-op thread: the tiny model's matrices are too small to gain from a second one, and on a
-    shared CPU the second one's spin-waits made a training step up to 20x slower (0.1 s -> 2 s)."""
+    """One intra-op thread for these modules (restored after each): the tiny model's matrices are too small
+    to gain from a second one, and on a shared CPU its spin-waits made a training step 20x slower (0.1 s -> 2 s)."""
     import torch
 
     threads = torch.get_num_threads()
