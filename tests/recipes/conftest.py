@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from recipe_runs import REPO
@@ -63,7 +62,8 @@ def answering_model(tmp_path_factory, tiny_model_dir):
             text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
             prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             for answer in answers:
-                pairs.append((prompt_ids, tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]))
+                target = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+                pairs.append((prompt_ids, target))
         vocabulary = sorted({token for _, target in pairs for token in target})
         position = {token: k for k, token in enumerate(vocabulary)}
         width = max(len(p) + len(t) for p, t in pairs)

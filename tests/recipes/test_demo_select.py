@@ -1,6 +1,13 @@
 """recipes/demo_select: SFT -> select (pass rates over 4 samples) -> GRPO on the `keep` rows -> eval (issue 13)."""
 
-from recipe_runs import assert_all_done, plan_gpu_pipeline, read_jsonl, run_recipe, stage_prompts, tiny_recipe
+from recipe_runs import (
+    assert_all_done,
+    plan_gpu_pipeline,
+    read_jsonl,
+    run_recipe,
+    stage_prompts,
+    tiny_recipe,
+)
 
 
 def test_demo_select_validates_with_the_demo_s_own_stages():

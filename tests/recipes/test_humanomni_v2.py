@@ -1,6 +1,14 @@
-"""recipes/humanomni_v2: SFT -> select (0 < pass rate < 0.75 over 8 rollouts) -> GRPO -> GRPO (num_iterations 2) -> eval."""
+"""recipes/humanomni_v2: SFT -> select (0 < pass rate < 0.75 over 8 rollouts) -> GRPO -> GRPO (num_iterations 2)
+-> eval."""
 
-from recipe_runs import assert_all_done, plan_gpu_pipeline, read_jsonl, run_recipe, stage_prompts, tiny_recipe
+from recipe_runs import (
+    assert_all_done,
+    plan_gpu_pipeline,
+    read_jsonl,
+    run_recipe,
+    stage_prompts,
+    tiny_recipe,
+)
 
 STAGES = ["sft", "select", "grpo", "grpo2", "eval"]
 
@@ -9,7 +17,8 @@ def test_humanomni_v2_gpu_recipe_validates():
     plans = plan_gpu_pipeline("humanomni_v2")
     assert list(plans) == STAGES
     select, grpo, grpo2 = (plans[name].stage_config for name in ("select", "grpo", "grpo2"))
-    assert (select.training.num_samples, select.training.pass_threshold, select.training.keep_band) == (8, 0.2, [0.0, 0.75])
+    settings = select.training
+    assert (settings.num_samples, settings.pass_threshold, settings.keep_band) == (8, 0.2, [0.0, 0.75])
     assert grpo.data.dataset == grpo2.data.dataset == "/nonexistent-run/select/keep.jsonl"
     assert grpo.training.reward_weights == [1.0, 1.0, 1.0, 0.0, 0.0]  # the judged rewards are logged only
     assert (grpo.training.num_iterations, grpo2.training.num_iterations) == (1, 2)

@@ -1,6 +1,13 @@
 """recipes/psyche_r1: select routes hard rows to GRPO and easy rows to SFT (issue 13, item 3) -> eval on PCEB rows."""
 
-from recipe_runs import assert_all_done, plan_gpu_pipeline, read_jsonl, run_recipe, stage_prompts, tiny_recipe
+from recipe_runs import (
+    assert_all_done,
+    plan_gpu_pipeline,
+    read_jsonl,
+    run_recipe,
+    stage_prompts,
+    tiny_recipe,
+)
 
 STAGES = ["select", "sft", "grpo", "eval"]
 
@@ -29,7 +36,8 @@ def test_psyche_r1_cpu_pipeline_routes_easy_rows_to_sft_and_hard_rows_to_grpo(tm
     easy = [row for row in read_jsonl(run / "select" / "easy.jsonl") if row["split"] == "train"]
     hard = [row for row in read_jsonl(run / "select" / "hard.jsonl") if row["split"] == "train"]
     assert easy and hard and all(row["answer"] == ["A"] and row["pass_rate"] >= 0.5 for row in easy)
-    assert all(row["pass_rate"] < 0.5 for row in hard) and len(easy) + len(hard) == manifest["stages"]["select"]["summary"]["rows"]
+    assert all(row["pass_rate"] < 0.5 for row in hard)
+    assert len(easy) + len(hard) == manifest["stages"]["select"]["summary"]["rows"]
     assert manifest["stages"]["sft"]["rows"]["train_rows"] == len(easy)
     assert manifest["stages"]["grpo"]["rows"]["train_rows"] == len(hard)
     assert {"rewards/accuracy/mean", "rewards/format/mean"} <= set(manifest["stages"]["grpo"]["metrics"])

@@ -23,7 +23,8 @@ def _parity_module():
 
 parity = _parity_module()
 FORMAT = parity.PUBLISHED_FORMAT  # duplicate_penalty 0, strip false
-HUMANOMNI_MC = {"applies_to": {"problem_type": ["multiple choice"]}, "choice_parse": "humanomni", "choice_score": "exact"}
+HUMANOMNI_MC = {"applies_to": {"problem_type": ["multiple choice"]}, "choice_parse": "humanomni",
+                "choice_score": "exact"}
 HUMANOMNI_MC_F1 = {"applies_to": {"problem_type": ["emer_ov_mc"]}, "choice_parse": "humanomni", "choice_score": "f1"}
 HUMANOMNI_REWARDS = [
     {"name": "format", "weight": 1.0, "template": None, "anchor": "prefix", **FORMAT},  # qwenomni_module.py:121-141
@@ -60,7 +61,8 @@ PUBLISHED = {
         "learning_rate": 1e-6, "beta": 0.04, "epsilon": 0.2, "num_iterations": 1,  # grpo_config.py:284-303
         "temperature": 0.9, "top_p": 1.0, "top_k": 50,  # grpo_config.py:192-204
         "num_generations": 8, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 2,  # :37-39
-        "max_completion_length": 1024, "scale_rewards": "none", "num_train_epochs": 1, "save_steps": 100,  # :36,46,52,54
+        "max_completion_length": 1024, "scale_rewards": "none",  # :36, :46
+        "num_train_epochs": 1, "save_steps": 100,  # :52, :54
     },
     ("humanomni_v2", "grpo2.yaml"): {  # run_scripts/run_grpo_qwenomni_stage3.sh
         "rewards": HUMANOMNI_REWARDS,  # :48
@@ -106,5 +108,6 @@ def test_recipe_sets_the_published_values(system, recipe):
 
 def test_the_parity_dicts_are_what_the_official_code_computes():
     """A guard on the import: the dicts above are the ones the parity tests exercise."""
-    assert parity.R1_OMNI_ACCURACY == {"match": "verbatim", "which": "first", "multiline": False, "fallback": "completion"}
+    assert parity.R1_OMNI_ACCURACY == {"match": "verbatim", "which": "first", "multiline": False,
+                                       "fallback": "completion"}
     assert FORMAT == {"duplicate_penalty": 0.0, "strip": False}

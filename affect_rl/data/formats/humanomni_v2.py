@@ -103,6 +103,6 @@ FORMAT = Format(
     summary="problem, problem_type, options, solution (<context><think><answer>), answer, path/data_type",
     convert=convert,
     options={"problem_types": (None, "keep only these problem types, e.g. [multiple choice, emer_ov_mc]"),
-             "context_from_solution": (False, "text mode: the solution's <context> becomes the row's context "
-                                              "(shown in the prompt; the context rubric's reference)")},
+             "context_from_solution": (False, ("text mode: the solution's <context> becomes the row's context "
+                                               "(shown in the prompt; the context rubric's reference)"))},
 )
