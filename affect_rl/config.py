@@ -241,12 +241,14 @@ def apply_hardware_defaults(training: dict[str, Any]) -> None:
 
 
 def reward_stage(cfg: StageConfig):
-    """What the stage decides for its rewards: template, completion budget, the task's gold columns."""
+    """What the stage decides for its rewards: template, completion budget (GRPO's
+    ``max_completion_length``; a data stage's ``max_new_tokens``), the task's gold columns."""
     from rewards.base import StageContext
 
+    budget = getattr(cfg.training, "max_completion_length", None) or getattr(cfg.training, "max_new_tokens", None)
     return StageContext(
         template=cfg.data.template,
-        max_completion_length=getattr(cfg.training, "max_completion_length", None),
+        max_completion_length=budget,
         columns=get_task(cfg.data.task).reward_columns,
     )
 

@@ -53,8 +53,16 @@ def resolved_config(cfg) -> dict:
         "model": dataclasses.asdict(cfg.model),
         "data": dataclasses.asdict(cfg.data),
         "recipe": dataclasses.asdict(cfg.recipe),
-        "training": json.loads(cfg.training.to_json_string()),
+        "training": training_settings(cfg.training),
     }
+
+
+def training_settings(training) -> dict:
+    """TRL's config as it serialises itself (``to_json_string``: enums and tokens made JSON-safe);
+    a data stage's own settings (select, synthesize) as a plain dataclass."""
+    if hasattr(training, "to_json_string"):
+        return json.loads(training.to_json_string())
+    return dataclasses.asdict(training)
 
 
 def identity_view(config: dict, output_dir: str | Path) -> dict:

@@ -65,6 +65,25 @@ def test_select_refuses_an_unknown_pass_reward_and_a_bad_band(tiny_model_dir, fa
         stage_config("select", tiny_model_dir, faces_file, tmp_path)
 
 
+@pytest.mark.parametrize("stage", ["select", "synthesize"])
+def test_a_data_stage_length_budget_follows_its_max_new_tokens(faces_file, tmp_path, stage):
+    """The length reward scores a data stage's samples against the tokens they may use, as GRPO's."""
+    from affect_rl.config import validate_rewards
+
+    cfg = stage_config(stage, "unused", faces_file, tmp_path, rewards=[{"name": "length", "buffer": 2}])
+    assert validate_rewards(cfg)[0].options["max_length"] == 6
+
+
+def test_a_pipeline_plans_a_select_stage_and_hashes_its_settings(faces_file, tmp_path):
+    from affect_rl.pipeline import plan_stage
+
+    (tmp_path / "select.yaml").write_text(f"dataset: {faces_file}\ntask: facial\nrewards: [{{name: format}}]\n")
+    stage = {"name": "select", "stage": "select", "config": str(tmp_path / "select.yaml")}
+    plan = plan_stage(stage, tmp_path / "run", "run")
+    assert plan.config["training"]["num_samples"] == 8 and plan.config["training"]["keep_band"] == [0.0, 0.75]
+    assert plan.config["training"]["output_dir"] == str(tmp_path / "run" / "select") and len(plan.hash) == 64
+
+
 def scripted_generation(calls):
     """A model that gets a face wrong at first and right once shown its rejected attempt."""
 

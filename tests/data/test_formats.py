@@ -133,6 +133,19 @@ def test_humanomni_v2_rows_are_choice_items_with_their_solution(tmp_path):
     assert render_target(first, "choice", "humanomni") == HUMANOMNI_SOLUTION
 
 
+def test_humanomni_v2_text_mode_takes_the_context_from_the_solution(tmp_path):
+    path = _jsonl(tmp_path / "h.jsonl", HUMANOMNI_ROWS)
+    rows = _rows(path, "humanomni_v2", template="humanomni", ignore_media=True,
+                 format_options={"context_from_solution": True})  # fmt: skip
+    assert [row["context"] for row in rows] == ["A woman talks softly in a kitchen.", "A man on a sofa.", "A level voice."]
+    assert _user(rows[0], "choice", "humanomni").startswith("Context: A woman talks softly in a kitchen.\nQuestion: ")
+    assert all(row.get("video") is None and row.get("image") is None for row in rows)
+    assert all(row.get("context") is None for row in _rows(path, "humanomni_v2"))
+    no_context = dict(HUMANOMNI_ROWS[1], solution="<think>Pages are visible.</think><answer>B</answer>")
+    with pytest.raises(DataError, match=r"row 1: context_from_solution needs a solution with a non-empty <context>"):
+        _rows(_jsonl(tmp_path / "bad.jsonl", [no_context]), "humanomni_v2", format_options={"context_from_solution": True})
+
+
 def test_humanomni_v2_other_problem_types_are_refused_or_filtered(tmp_path):
     path = _jsonl(tmp_path / "h.jsonl", HUMANOMNI_ROWS + [HUMANOMNI_FREE_FORM])
     with pytest.raises(DataError, match=r"row 4: problem_type 'free-form' is not supported .*format_options: "

@@ -15,6 +15,12 @@ it); the media path goes to ``video`` or ``image`` per ``data_type`` (a dict pat
 media keys). ``multi_answer`` follows the upstream prompt: ``emer_ov_mc`` asks for "single or
 multiple option letter(s)", ``multiple choice`` for one letter.
 
+Text mode (``context_from_solution: true``): the rows hold no transcript, and the only text
+describing the clip is the solution's ``<context>`` (the annotated audio-visual context). This
+option copies it into the row's ``context``: the prompt shows it, and it is the reference of the
+``context`` judge rubric (HumanOmniV2 compares the model's ``<context>`` with the solution's).
+Off by default: with the media, the context is the model's to write.
+
 Problem types: ``multiple choice`` and ``emer_ov_mc`` are choice items; ``judge`` (Yes/No)
 becomes a choice between "Yes" and "No" (the accuracy reward accepts the letter or the word).
 ``free-form``, ``numerical``, ``regression``, ``OCR`` and ``emer_ov`` have free-text, numeric or
@@ -27,6 +33,7 @@ from __future__ import annotations
 from affect_rl.data.formats import Format
 from affect_rl.data.formats._common import answer_span, rest
 from affect_rl.errors import DataError
+from rewards.templates import tag
 
 CHOICE_TYPES = ("multiple choice", "emer_ov_mc")
 YES_NO = ["Yes", "No"]
@@ -56,7 +63,14 @@ def _answer(row: dict, solution: str | None) -> str:
     return answer
 
 
-def convert(row: dict, problem_types: list[str] | str | None = None) -> list[dict]:
+def _solution_context(solution: str | None) -> str:
+    context = tag("context").text(solution) if solution else None
+    if not context:
+        raise DataError("context_from_solution needs a solution with a non-empty <context>...</context>")
+    return context
+
+
+def convert(row: dict, problem_types: list[str] | str | None = None, context_from_solution: bool = False) -> list[dict]:
     problem_type = row["problem_type"]
     kept = [problem_types] if isinstance(problem_types, str) else problem_types
     if kept is not None and problem_type not in kept:
@@ -77,6 +91,7 @@ def convert(row: dict, problem_types: list[str] | str | None = None) -> list[dic
         "multi_answer": problem_type == "emer_ov_mc",
         "completion": solution,
         "problem_type": problem_type,
+        **({"context": _solution_context(solution)} if context_from_solution else {}),
         **_media(row),
     }]  # fmt: skip
 
@@ -87,5 +102,7 @@ FORMAT = Format(
     source="HumanMLLM/HumanOmniV2 src/open-r1-multimodal/src/open_r1/grpo_qwenomni.py, data_config/emer_rewrite.json",
     summary="problem, problem_type, options, solution (<context><think><answer>), answer, path/data_type",
     convert=convert,
-    options={"problem_types": (None, "keep only these problem types, e.g. [multiple choice, emer_ov_mc]")},
+    options={"problem_types": (None, "keep only these problem types, e.g. [multiple choice, emer_ov_mc]"),
+             "context_from_solution": (False, ("text mode: the solution's <context> becomes the row's context "
+                                               "(shown in the prompt; the context rubric's reference)"))},
 )
