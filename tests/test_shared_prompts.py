@@ -110,7 +110,7 @@ def test_grpo_stage_shares_prompts_on_cpu_when_asked(tiny_model_dir, emotion_fil
 
     assert wrapped(grpo.build_trainer(build_stage_config("grpo", values, "test"))[0])
     assert not wrapped(grpo.build_trainer(build_stage_config("grpo", dict(values, share_prompts=False), "test"))[0])
-    monkeypatch.setattr(grpo, "cuda_available", lambda: True)  # on a GPU TRL's forward stays as shipped
+    monkeypatch.setattr("affect_rl.hardware.cuda_available", lambda: True)  # on a GPU TRL's forward stays as shipped
     assert not wrapped(grpo.build_trainer(build_stage_config("grpo", values, "test"))[0])
 
 
