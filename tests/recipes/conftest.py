@@ -34,6 +34,23 @@ def in_repo(monkeypatch):
     return REPO
 
 
+@pytest.fixture()
+def eval_images(monkeypatch):
+    """The images each eval generation was given (one list per call: per prompt, its image values): the
+    image recipes' rows reach the model, not just their text."""
+    from affect_rl import generation
+
+    seen: list = []
+    generate = generation.generate_completions
+
+    def recording(model, prompts, *args, images=None, **kwargs):
+        seen.append(images)
+        return generate(model, prompts, *args, images=images, **kwargs)
+
+    monkeypatch.setattr(generation, "generate_completions", recording)
+    return seen
+
+
 @pytest.fixture(scope="session")
 def answering_model(tmp_path_factory, tiny_model_dir):
     """``answering_model(prompts, answers)`` -> the folder of a tiny Llama that answers each prompt with one

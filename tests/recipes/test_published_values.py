@@ -86,6 +86,29 @@ PUBLISHED = {
     ("psyche_r1", "grpo.yaml"): {"learning_rate": 1e-6, "beta": 0.001},  # [paper]
     ("kardia_r1", "grpo.yaml"): {"rewards": [{"name": "accuracy"}, {"name": "rubric", "rubric": "empathy"},
                                              {"name": "format"}]},  # README.md:57-61 (scale, weights unpublished)
+    ("facial_r1", "sft.yaml"): {  # RobitsG/Facial-R1 run_scripts/sft_emotion.sh
+        "learning_rate": 5e-6, "num_train_epochs": 2, "per_device_train_batch_size": 2,  # :26, :38, :29
+        "gradient_accumulation_steps": 2, "max_length": 2048, "seed": 42,  # :30, :28, :36
+    },
+    ("facial_r1", "grpo.yaml"): {  # run_scripts/grpo_emotion.sh + trainer/grpo_config.py defaults
+        "rewards": [{"name": "au_f1", "weight": 1.0, "variant": "facial_r1"},  # grpo_jsonl.py:917-957
+                    {"name": "accuracy", "weight": 1.0, **parity.FACIAL_R1_ACCURACY},  # :793-841
+                    {"name": "format", "weight": 1.0, "anchor": "full", **FORMAT}],  # :898-913
+        "learning_rate": 1e-6, "epsilon": 0.2, "num_iterations": 1,  # grpo_config.py:176-177, :190-195
+        "num_generations": 8, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4,  # :66, :56, :57
+        "num_train_epochs": 8, "max_completion_length": 256, "beta": 0.0, "temperature": 1.0,  # :65, :67, :69; trainer :373
+    },
+    ("emocaliber", "sft.yaml"): {  # wdqqdw/EmoCaliber train/step1_example.sh
+        "learning_rate": 1e-5, "num_train_epochs": 1, "per_device_train_batch_size": 8,  # :37, :34, :35
+        "gradient_accumulation_steps": 2, "max_length": 2048, "warmup_steps": 0.05,  # :39, :44, :47
+    },
+    ("emocaliber", "grpo.yaml"): {  # train/step3_example.sh + verl ppo_trainer.yaml defaults
+        "rewards": [{"name": "calibration", "weight": 1.0, "variant": "emocaliber"}],  # cus_reward.py:21-87
+        "learning_rate": 1e-6, "beta": 0.01, "num_generations": 8, "max_completion_length": 2048,  # :22, :27-28, :42, :17
+        "scale_rewards": "none", "num_train_epochs": 1, "save_steps": 100,  # :46, :55, :53
+        "epsilon": 0.2, "num_iterations": 1, "temperature": 1.0, "top_p": 1.0, "max_grad_norm": 1.0,  # verl defaults
+        "weight_decay": 0.01, "warmup_steps": 0, "loss_type": "dapo",  # verl defaults (token-mean)
+    },
 }  # fmt: skip
 
 
