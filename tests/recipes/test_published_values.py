@@ -98,6 +98,13 @@ PUBLISHED = {
         "num_generations": 8, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4,  # :66, :56, :57
         "num_train_epochs": 8, "max_completion_length": 256, "beta": 0.0, "temperature": 1.0,  # :65, :67, :69; trainer :373
     },
+    ("facial_r1", "synthesize.yaml"): {  # src/eval/infer_emotion.py + run_scripts/infer_emotion.sh
+        "rewards": [{"name": "au_f1", "weight": 1.0, "variant": "facial_r1"},  # the AU set check (:221,225)
+                    {"name": "accuracy", "weight": 1.0, **parity.FACIAL_R1_ACCURACY},  # the label check (:222,226)
+                    {"name": "format", "weight": 1.0, "anchor": "full", **FORMAT}],  # affect-rl choice (SFT targets)
+        "retries": 5, "max_new_tokens": 1024, "batch_size": 8, "seed": 42,  # :55; .sh:35; .sh:34; :97
+        "temperature": None, "accept": None,  # unset: greedy (:212), every reward at its maximum
+    },
     ("emocaliber", "sft.yaml"): {  # wdqqdw/EmoCaliber train/step1_example.sh
         "learning_rate": 1e-5, "num_train_epochs": 1, "per_device_train_batch_size": 8,  # :37, :34, :35
         "gradient_accumulation_steps": 2, "max_length": 2048, "warmup_steps": 0.05,  # :39, :44, :47
