@@ -38,7 +38,8 @@ def scripted_synthesis(monkeypatch):
             user = prompt[-1]["content"]
             gold = HINT.search(user)
             if "### Your previous attempt" in user and gold["label"] != "fear":
-                completions.append(f"<think>I see {gold['aus']}: {gold['label']}.</think>\n<answer>{gold['label']}</answer>")
+                label = gold["label"]
+                completions.append(f"<think>I see {gold['aus']}: {label}.</think>\n<answer>{label}</answer>")
             else:
                 completions.append("<think>A face.</think>\n<answer>neutral</answer>")
         return completions
