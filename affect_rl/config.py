@@ -169,6 +169,9 @@ def build_stage_config(stage: str, values: dict[str, Any], source: str, extra_re
         # which would hide the divergence that affect_rl.health stops training on.
         routed["training"].setdefault("logging_nan_inf_filter", False)
     check_quantization(routed["model"], source)
+    if stage == "grpo" and routed["training"].get("temperature") == 0:
+        raise ConfigError(f"{source}: GRPO samples a group of completions per prompt, so temperature must be "
+                          "above 0 (0 means greedy, for select and synthesize stages); e.g. temperature: 1.0.")
 
     built = {group: construct(groups[group], kwargs, source) for group, kwargs in routed.items()}
     cfg = StageConfig(stage=stage, source=source, explicit_keys=frozenset(values), **built)

@@ -27,12 +27,13 @@ POSITIVE_KEYS = frozenset({
     "eval_accumulation_steps", "num_train_epochs", "num_generations", "num_generations_eval",
     "max_completion_length", "max_prompt_length", "max_length", "generation_batch_size", "steps_per_generation",
     "num_iterations", "lora_r", "lora_alpha", "vllm_tensor_parallel_size", "max_train_samples",
-    "max_test_samples", "save_total_limit", "logging_steps", "save_steps", "eval_steps", "temperature",
+    "max_test_samples", "save_total_limit", "logging_steps", "save_steps", "eval_steps",
 })
 # Counts where 0 is meaningful ("none") but a negative number is not.
 NON_NEGATIVE_KEYS = frozenset({
     "warmup_steps", "dataloader_num_workers", "num_sample_prompts", "seed", "data_seed", "split_seed",
     "weight_decay", "max_grad_norm", "beta", "lora_dropout",
+    "temperature",  # 0: greedy (select, synthesize); GRPO needs more (build_stage_config says so)
 })
 
 _TRUE = {"true", "yes", "on", "1"}

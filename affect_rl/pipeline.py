@@ -17,6 +17,7 @@ run with the changed keys. ``--restart STAGE`` moves that stage's folder aside
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 from affect_rl import recipe_path
 from affect_rl.config import build_stage_config
 from affect_rl.config_values import read_yaml_mapping
-from affect_rl.errors import ConfigError
+from affect_rl.errors import ConfigError, DataError
 from affect_rl.files import move_aside
 from affect_rl.manifest import load_manifest, write_manifest
 from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, load_pipeline_recipe,
@@ -131,6 +132,18 @@ def training_stage_config(stage: dict, run_dir: Path, run_name: str):
     return build_stage_config(stage["stage"], values, str(config_path))
 
 
+def check_training_rows(reference: str, run_dir: Path) -> None:
+    """A DataError when the dataset an earlier data stage wrote has no training rows (a select band
+    nothing fell into), before the stage that reads it loads a model."""
+    stage, dataset = split_dataset_from(reference)
+    path = run_dir / stage / f"{dataset}.jsonl"
+    with path.open(encoding="utf-8") as rows:
+        if not any(json.loads(line).get("split") == "train" for line in rows if line.strip()):
+            raise DataError(f"{reference} has no training rows: stage {stage!r} put none in {path.name} (see "
+                            f"{run_dir / stage / 'summary.json'}); widen its band or lower its thresholds, or "
+                            "train on another of its datasets.")
+
+
 def dataset_from_values(reference: str, run_dir: Path) -> dict:
     """The data keys that point a stage at a dataset an earlier data stage wrote: its file, with
     canonical rows split train/test (so no format adapter, mapping or mixture applies)."""
@@ -191,6 +204,8 @@ def run_stage(plan: PlannedStage, record: dict, run_dir: Path, manifest: dict) -
     started = time.time()
     print(f"[pipeline] {stage['name']}: starting ({stage['stage']})")
     try:
+        if stage.get("dataset_from"):
+            check_training_rows(stage["dataset_from"], run_dir)
         if stage["stage"] == "eval":
             write_identity(plan.output_dir, plan.config)
             record["metrics"] = run_eval_stage(stage, plan.output_dir, manifest)

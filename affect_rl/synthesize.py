@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from affect_rl.data_stage import StageRewards, completion_scores, load_stage_rows, write_selection
-from affect_rl.errors import ConfigError
+from affect_rl.errors import ConfigError, DataError
 from affect_rl.generation import Sampling, generate_completions
 
 
@@ -142,6 +142,10 @@ def run(cfg) -> dict:
                "datasets": {"synthesized": str(dataset)}}  # fmt: skip
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     summary["plot"] = str(plot_acceptance(rounds, output_dir / "acceptance.png"))
+    if not kept:  # the SFT stage after it would find no rows to train on
+        raise DataError(f"synthesize accepted none of {len(rows.train)} rows (see {output_dir / 'summary.json'}): "
+                        "lower the `accept` bars, raise `retries` or `rounds`, or start from a model that writes "
+                        "the template.")
     print(f"synthesize: kept {len(kept)} of {len(rows.train)} rows ({summary['acceptance_rate']:.0%}); {dataset}")
     return summary
 

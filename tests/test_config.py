@@ -135,7 +135,8 @@ def test_non_finite_numbers_and_non_positive_sizes_are_config_errors(key, value,
 @pytest.mark.parametrize("key, value, message", [
     ("num_generations", "0", r"'num_generations' must be positive, got 0"),
     ("max_completion_length", "-1", r"'max_completion_length' must be positive"),
-    ("temperature", "0", r"'temperature' must be positive"),
+    ("temperature", "0", r"GRPO samples a group of completions per prompt, so temperature must be above 0"),
+    ("temperature", "-0.5", r"'temperature' must be 0 or more"),
     ("beta", "nan", r"'beta' must be a finite number"),
 ])
 def test_grpo_sizes_and_numbers_are_checked(key, value, message):

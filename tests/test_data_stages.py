@@ -7,7 +7,8 @@ import pytest
 from affect_rl import synthesize
 from affect_rl.config import build_stage_config
 from affect_rl.data import DataArguments, load_splits, to_sft_dataset
-from affect_rl.errors import ConfigError
+from affect_rl.errors import ConfigError, DataError
+from affect_rl.pipeline import check_training_rows
 
 FACES = [
     {"id": f"f{i}", "description": f"face {i}", "aus": [6, 12] if i % 2 else [1, 4, 15],
@@ -131,6 +132,31 @@ def test_synthesize_reports_rows_it_could_not_verify(faces_file, tmp_path, monke
                         lambda model, prompts, **kw: ["<answer>disgust</answer>"] * len(prompts))
     cfg = stage_config("synthesize", "unused", faces_file, tmp_path / "s", retries=1, rounds=2,
                        rewards=[{"name": "format"}], accept={"format": 1.0})  # fmt: skip
-    summary = synthesize.run(cfg)
+    with pytest.raises(DataError, match="accepted none of 6 rows"):
+        synthesize.run(cfg)  # the SFT stage after it would have nothing to train on
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())  # the rounds are still reported
     assert [r["accepted"] for r in summary["rounds"]] == [0, 0] and summary["kept_after_dedup"] == 0
     assert [r["attempts"] for r in summary["rounds"]] == [12, 12]
+
+
+def test_a_stage_reading_an_empty_data_stage_output_stops_before_loading(tmp_path):
+    (tmp_path / "select").mkdir()
+    (tmp_path / "select" / "keep.jsonl").write_text(json.dumps({"id": "t1", "split": "test"}) + "\n")
+    (tmp_path / "select" / "drop.jsonl").write_text(json.dumps({"id": "r1", "split": "train"}) + "\n")
+    with pytest.raises(DataError, match="select/keep has no training rows"):
+        check_training_rows("select/keep", tmp_path)
+    check_training_rows("select/drop", tmp_path)
+
+
+@pytest.mark.parametrize("stage, refusal", [
+    ("synthesize", None),  # greedy, as Facial-R1's synthesis
+    ("select", "temperature must be > 0 to sample several different completions"),
+    ("grpo", "GRPO samples a group of completions per prompt, so temperature must be above 0"),
+])
+def test_temperature_zero_is_greedy_for_synthesize_and_refused_where_groups_are_sampled(stage, refusal):
+    values = {"temperature": 0.0, "rewards": [{"name": "format"}], "dataset": "demo:emotion"}
+    if refusal is None:
+        assert build_stage_config(stage, values, "x.yaml").training.temperature == 0.0
+    else:
+        with pytest.raises(ConfigError, match=refusal):
+            build_stage_config(stage, values, "x.yaml")

@@ -103,7 +103,7 @@ PUBLISHED = {
                     {"name": "accuracy", "weight": 1.0, **parity.FACIAL_R1_ACCURACY},  # the label check (:222,226)
                     {"name": "format", "weight": 1.0, "anchor": "full", **FORMAT}],  # affect-rl choice (SFT targets)
         "retries": 5, "max_new_tokens": 1024, "batch_size": 8, "seed": 42,  # :55; .sh:35; .sh:34; :97
-        "temperature": None, "accept": None,  # unset: greedy (:212), every reward at its maximum
+        "temperature": 0.0, "accept": None,  # greedy (:212); unset: every reward at its maximum
     },
     ("emocaliber", "sft.yaml"): {  # wdqqdw/EmoCaliber train/step1_example.sh
         "learning_rate": 1e-5, "num_train_epochs": 1, "per_device_train_batch_size": 8,  # :37, :34, :35
