@@ -30,7 +30,8 @@ def pipeline_yaml(seed: int) -> dict:
     demo, select = recipe_path("demo"), recipe_path("demo_select")
     seeded = {"seed": seed}
     return {"name": f"select-gain-{seed}", "stages": [
-        {"name": "sft", "stage": "sft", "config": str(demo / "sft.yaml"), "overrides": seeded},
+        {"name": "sft", "stage": "sft", "config": str(demo / "sft.yaml"),
+         "overrides": seeded | {"max_train_samples": 192}},  # select samples train[192:288], rows SFT did not see
         {"name": "select", "stage": "select", "config": str(select / "select.yaml"), "model_from": "sft",
          "overrides": seeded},
         {"name": "grpo_all", "stage": "grpo", "config": str(demo / "grpo.yaml"), "model_from": "sft",

@@ -20,6 +20,7 @@ def test_demo_select_validates_with_the_demo_s_own_stages():
                                                                               grpo.training.max_completion_length)
     assert select.recipe.rewards == grpo.recipe.rewards  # a pass is what GRPO rewards
     assert select.training.keep_band == [0.0, 1.0] and select.data.train_split == "train[192:288]"
+    assert plans["sft"].stage_config.data.max_train_samples == 192  # so select samples rows SFT did not see
     assert grpo.data.dataset == "/nonexistent-run/select/keep.jsonl" and grpo.data.format is None
 
 
