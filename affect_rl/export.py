@@ -15,16 +15,15 @@ or ``--report``) and the package versions. ``--push`` uploads the folder with hu
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
 from affect_rl.errors import ConfigError, EnvironmentProblem
-from affect_rl.models import is_adapter_folder
+from affect_rl.files import staged_folder
 from affect_rl.manifest import TRACKED_PACKAGES, package_version
+from affect_rl.models import is_adapter_folder
 
 EXPORT_RECORD = "export.json"  # provenance of an export; also marks a folder --overwrite may replace
 
@@ -42,20 +41,13 @@ def export_model(model: str, merge: bool = False, output: str | None = None, rep
     check_target(target, source, overwrite)
     provenance = stage_provenance(source, Path(report) if report else None)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_folder(target, replace=True) as staging:
         base_model = save_checkpoint(source, staging, adapter, merge)
         (staging / "README.md").write_text(model_card(source, provenance, base_model, adapter and not merge,
                                                       push or str(target)), encoding="utf-8")
         record = {"source": str(source.resolve()), "merged": adapter and merge, "base_model": base_model,
                   "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hub_repo": push}
         (staging / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"Exported {source} to {target}" + (" (LoRA merged into its base)" if adapter and merge else ""))
     if push:
         push_to_hub(target, push, private)

@@ -9,8 +9,10 @@ fsyncs the folder so the rename itself survives a crash. Finished work is never 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +30,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     finally:
         staging.unlink(missing_ok=True)
     fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path, replace: bool = False):
+    """A new folder beside ``target`` to write into, renamed to ``target`` when the block ends
+    without an error, so no reader (another rank, a later run) sees a half-written folder; it is
+    removed in every other case. An existing ``target`` is kept (another process finished first)
+    unless ``replace``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            if not replace:
+                return
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def fsync_folder(folder: str | Path) -> None:

@@ -23,13 +23,12 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from affect_rl.errors import ConfigError, EnvironmentProblem
+from affect_rl.files import staged_folder
 from affect_rl.offline_vlm import BuiltVLM, VisionSpec, build_vlm
 
 logger = logging.getLogger(__name__)
@@ -124,16 +123,9 @@ def materialise(embedded: EmbeddedModel, target: Path) -> None:
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config = gguf_model.generation_config
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:  # kept as is if another process finished first
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():  # another process finished first
-            return
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_tokenizer(name_or_path: str, padding_side: str = "left", trust_remote_code: bool = False):

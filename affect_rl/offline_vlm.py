@@ -29,10 +29,10 @@ encoder and connector fully, and the language model with LoRA).
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from affect_rl.files import staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -122,13 +122,6 @@ def build_vlm(text_model_path: str, vision: VisionSpec, target: Path) -> None:
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
                                   image_seq_len=vision.image_tokens, chat_template=CHAT_TEMPLATE)  # fmt: skip
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:  # kept as is if another process finished first
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        if target.exists():  # another process finished first
-            return
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

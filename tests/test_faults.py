@@ -156,3 +156,20 @@ def test_a_report_is_written_atomically_too(tmp_path, monkeypatch):
     assert written == ["report.json", "report.md"]
     assert json.loads((tmp_path / "report.json").read_text())["n_rows"] == 1
     assert sorted(path.name for path in tmp_path.glob(".*")) == []  # no temporary file left
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_staged_folder_appears_whole_or_not_at_all(tmp_path, replace):
+    from affect_rl.files import staged_folder
+
+    target = tmp_path / "models" / "built"
+    with pytest.raises(RuntimeError), staged_folder(target) as staging:
+        (staging / "weights").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert not target.exists() and list(target.parent.iterdir()) == []  # no staging folder left either
+    with staged_folder(target) as staging:
+        (staging / "weights").write_text("first")
+    with staged_folder(target, replace=replace) as staging:  # another writer, finishing second
+        (staging / "weights").write_text("second")
+    assert (target / "weights").read_text() == ("second" if replace else "first")
+    assert [path.name for path in target.parent.iterdir()] == ["built"]

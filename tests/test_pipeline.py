@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_fixtures import finish_on_disk, tree_bytes, write_pipeline
+from pipeline_fixtures import ROWS, finish_on_disk, tree_bytes, write_pipeline
 
 from affect_rl.errors import ConfigError
 from affect_rl.pipeline import run_eval_stage, run_pipeline_file, write_manifest
 
-ROWS = [
-    {"text": "My sister flew home after two years abroad.", "emotions": ["happy", "excited"], "split": "train"},
-    {"text": "The landlord kept our deposit without a reason.", "emotions": ["angry"], "split": "train"},
-    {"text": "I forgot my best friend's birthday.", "emotions": ["guilty"], "split": "train"},
-    {"text": "The scan results came back clear.", "emotions": ["calm"], "split": "train"},
-    {"text": "Nobody came to my art show opening.", "emotions": ["sad", "lonely"], "split": "test"},
-    {"text": "A stranger returned my lost wallet.", "emotions": ["grateful"], "split": "test"},
-    {"text": "My flight was cancelled for the third time.", "emotions": ["frustrated"], "split": "test"},
-]
 COMMON = {"dataset": None, "task": "emotion", "template": "r1", "report_to": "none", "bf16": False,
           "num_sample_prompts": 0, "logging_steps": 1, "save_strategy": "no", "seed": 0}
 

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from affect_rl.files import staged_folder
 from rewards.action_units import au_table
 
 VERSION = 2
@@ -371,14 +370,8 @@ def faces_file(cache: Path) -> Path:
     """``rows.jsonl`` of the face set under ``cache``, generated once (atomically) on first use."""
     target = cache / "data" / f"faces-v{VERSION}"
     if not (target / "rows.jsonl").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
+        with staged_folder(target) as staging:  # kept as is if another process finished first
             rows = generate(staging)
             (staging / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-            if not target.exists():  # another process may have finished first
-                staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return target / "rows.jsonl"
 
