@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,7 @@ from affect_rl.config_values import (check_range, coerce, field_types, parse_ove
 from affect_rl.data import DataArguments
 from affect_rl.data.tasks import get_task
 from affect_rl.errors import ConfigError, EnvironmentProblem
-from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
+from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16, launched_with
 from affect_rl.models import DEFAULT_MODEL
 
 TRAINING_STAGES = ("sft", "grpo")
@@ -232,7 +231,7 @@ def apply_hardware_defaults(training: dict[str, Any]) -> None:
     if cuda_available():
         training.setdefault("bf16", cuda_supports_bf16())
         return
-    on_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    on_deepspeed = launched_with("DEEPSPEED")
     # use_cpu would make transformers drop DeepSpeed and run plain DDP.
     training.setdefault("use_cpu", not on_deepspeed)
     if on_deepspeed:  # DeepSpeed on CPU needs the gloo backend and fp32

@@ -43,11 +43,17 @@ def sharded_training(training_args) -> str | None:
     """"DeepSpeed" or "FSDP" when the run hands its model to either (from the training arguments or
     an ``accelerate launch`` config), else None. Their engines own the weights (ZeRO-3 and FSDP
     shard them), so affect-rl's CPU speed-ups leave such runs to TRL's own paths."""
-    if training_args.deepspeed or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+    if training_args.deepspeed or launched_with("DEEPSPEED"):
         return "DeepSpeed"
-    if training_args.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+    if training_args.fsdp or launched_with("FSDP"):
         return "FSDP"
     return None
+
+
+def launched_with(engine: str) -> bool:
+    """True when ``accelerate launch`` was configured for ``engine`` (DEEPSPEED, FSDP): it says so
+    to its processes through ``ACCELERATE_USE_<engine>``."""
+    return os.environ.get(f"ACCELERATE_USE_{engine}", "").lower() == "true"
 
 
 def cpu_speedups_apply(training_args) -> bool:
