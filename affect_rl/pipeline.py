@@ -17,7 +17,6 @@ run with the changed keys. ``--restart STAGE`` moves that stage's folder aside
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from affect_rl import recipe_path
 from affect_rl.config import build_stage_config
 from affect_rl.config_values import read_yaml_mapping
 from affect_rl.errors import ConfigError, DataError
+from affect_rl.jsonl import read_jsonl
 from affect_rl.files import move_aside
 from affect_rl.manifest import load_manifest, write_manifest
 from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, load_pipeline_recipe,
@@ -135,20 +135,25 @@ def training_stage_config(stage: dict, run_dir: Path, run_name: str):
 def check_training_rows(reference: str, run_dir: Path) -> None:
     """A DataError when the dataset an earlier data stage wrote has no training rows (a select band
     nothing fell into), before the stage that reads it loads a model."""
+    stage, _ = split_dataset_from(reference)
+    path = data_stage_output(reference, run_dir)
+    rows, _ = read_jsonl(path)
+    if not any(row.get("split") == "train" for row in rows):
+        raise DataError(f"{reference} has no training rows: stage {stage!r} put none in {path.name} (see "
+                        f"{run_dir / stage / 'summary.json'}); widen its band or lower its thresholds, or "
+                        "train on another of its datasets.")
+
+
+def data_stage_output(reference: str, run_dir: Path) -> Path:
+    """The file of ``dataset_from: STAGE/DATASET``: ``<run>/<stage>/<dataset>.jsonl``."""
     stage, dataset = split_dataset_from(reference)
-    path = run_dir / stage / f"{dataset}.jsonl"
-    with path.open(encoding="utf-8") as rows:
-        if not any(json.loads(line).get("split") == "train" for line in rows if line.strip()):
-            raise DataError(f"{reference} has no training rows: stage {stage!r} put none in {path.name} (see "
-                            f"{run_dir / stage / 'summary.json'}); widen its band or lower its thresholds, or "
-                            "train on another of its datasets.")
+    return run_dir / stage / f"{dataset}.jsonl"
 
 
 def dataset_from_values(reference: str, run_dir: Path) -> dict:
     """The data keys that point a stage at a dataset an earlier data stage wrote: its file, with
     canonical rows split train/test (so no format adapter, mapping or mixture applies)."""
-    stage, dataset = split_dataset_from(reference)
-    return {"dataset": str(run_dir / stage / f"{dataset}.jsonl"), "format": None, "format_options": None,
+    return {"dataset": str(data_stage_output(reference, run_dir)), "format": None, "format_options": None,
             "column_mapping": None, "dataset_mixture": None, "dataset_config": None,
             "train_split": "train", "test_split": "test"}  # fmt: skip
 
