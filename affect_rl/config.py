@@ -49,7 +49,8 @@ class RecipeArguments:
         default=True,
         metadata={
             "help": "When model_name_or_path is a LoRA adapter folder: merge it into its base model before this "
-            "stage (true) or keep training the same adapter (false)."
+            "stage (true; a new LoRA then names that folder as its base, and loading it merges the chain) or keep "
+            "training the same adapter (false)."
         },
     )
     # Vision-language models (ignored for text models)

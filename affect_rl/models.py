@@ -23,7 +23,7 @@ import importlib.util
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -182,8 +182,8 @@ def remote_code_hint(path: str, trust_remote_code: bool):
 
 @lru_cache(maxsize=64)
 def is_vision_language(name_or_path: str, trust_remote_code: bool = False) -> bool:
-    """True when the checkpoint (or, for a LoRA adapter folder, its base model) is a
-    vision-language model, i.e. ``AutoModelForImageTextToText`` maps its config type."""
+    """True when the checkpoint (or, for a LoRA adapter folder, its base model, down a chain of
+    adapters) is a vision-language model, i.e. ``AutoModelForImageTextToText`` maps its config type."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
@@ -191,7 +191,7 @@ def is_vision_language(name_or_path: str, trust_remote_code: bool = False) -> bo
     if is_adapter_folder(path):
         from peft import PeftConfig
 
-        path = resolve_model_path(PeftConfig.from_pretrained(path).base_model_name_or_path)
+        return is_vision_language(PeftConfig.from_pretrained(path).base_model_name_or_path, trust_remote_code)
     with remote_code_hint(path, trust_remote_code):
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     return config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
@@ -208,6 +208,10 @@ def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bo
     bitsandbytes (TRL's ``get_quantization_config``, as its own scripts do; transformers places
     them on this process's GPU, and ``affect_rl.config`` has checked that bitsandbytes and a GPU
     are there); an adapter over quantized weights is kept, not merged.
+
+    Adapters chain: a merged model is named after the adapter folder it came from, so a fresh
+    adapter trained on it (SFT with LoRA, then GRPO with ``merge_adapter`` and LoRA) records that
+    folder as its base, and loading it loads (and merges) the chain underneath first.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
@@ -229,10 +233,17 @@ def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bo
         from peft import PeftConfig, PeftModel
 
         base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
-        base = model_class.from_pretrained(resolve_model_path(base_name), **kwargs)
+        if is_adapter_folder(resolve_model_path(base_name)):  # an adapter trained on a merged adapter
+            base, _ = load_causal_lm(replace(model_args, model_name_or_path=base_name), True, trust_remote_code)
+        else:
+            base = model_class.from_pretrained(resolve_model_path(base_name), **kwargs)
     merge = merge_adapter and quantization is None  # merging into 4/8-bit weights would round the adapter away
     model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
-    return (model.merge_and_unload(), False) if merge else (model, True)
+    if not merge:
+        return model, True
+    merged = model.merge_and_unload()
+    merged.name_or_path = str(Path(path).resolve())  # what PEFT records as the base of an adapter trained on it
+    return merged, False
 
 
 # ---- which parts of a vision-language model train ----

@@ -47,3 +47,31 @@ def test_missing_wheel_names_the_install_command(monkeypatch, tmp_path):
 def test_paths_and_hub_ids_pass_through(tmp_path):
     assert models.resolve_model_path(str(tmp_path)) == str(tmp_path)
     assert models.resolve_model_path("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+
+
+def test_an_adapter_trained_on_a_merged_adapter_loads_with_both(tiny_model_dir, tmp_path):
+    """SFT with LoRA, then GRPO with merge_adapter and a fresh LoRA: the GRPO adapter must load on
+    top of the merged SFT model, not on the untrained base (where SFT's work would be lost)."""
+    import torch
+    from peft import LoraConfig, PeftConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl import ModelConfig
+
+    def adapter_on(model, seed):  # a LoRA whose B is not zero, so it changes the logits
+        torch.manual_seed(seed)
+        return get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+    adapter_on(AutoModelForCausalLM.from_pretrained(tiny_model_dir), seed=1).save_pretrained(tmp_path / "sft")
+    merged_sft, trainable = models.load_causal_lm(ModelConfig(model_name_or_path=str(tmp_path / "sft")))
+    assert not trainable
+    adapter_on(merged_sft, seed=2).save_pretrained(tmp_path / "grpo")
+    assert PeftConfig.from_pretrained(tmp_path / "grpo").base_model_name_or_path == str((tmp_path / "sft").resolve())
+
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        expected = adapter_on(models.load_causal_lm(ModelConfig(model_name_or_path=str(tmp_path / "sft")))[0],
+                              seed=2).merge_and_unload()(ids).logits
+        loaded = models.load_causal_lm(ModelConfig(model_name_or_path=str(tmp_path / "grpo")))[0](ids).logits
+        without_sft = adapter_on(AutoModelForCausalLM.from_pretrained(tiny_model_dir), seed=2).merge_and_unload()(ids)
+    torch.testing.assert_close(loaded, expected)
+    assert (loaded - without_sft.logits).abs().max() > 1e-3
