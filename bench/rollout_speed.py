@@ -24,6 +24,7 @@ ratios to ``today`` and to TRL, the load average, and how far the bf16 sampler's
 log-probabilities of its own samples are from the policy's (under autocast, as the loss sees them).
 
     python bench/rollout_speed.py [--model smollm2-135m-instruct] [--steps 6] [--natural_length] [--arms ...]
+                                  [--num_iterations N]
 
 Goal: affect-rl / today <= 0.5 s/step.
 """
@@ -169,7 +170,9 @@ def main() -> None:
     parser.add_argument("--natural_length", action="store_true",
                         help="let completions end at EOS (arms then sample different lengths, hence work)")
     parser.add_argument("--arms", nargs="*", default=[], choices=list(EXTRA_ARMS), help="also time these arms")
+    parser.add_argument("--num_iterations", type=int, help="every arm's num_iterations (default: the recipe's)")
     args = parser.parse_args()
+    settings = [] if args.num_iterations is None else ["--num_iterations", str(args.num_iterations)]
     load = os.getloadavg()
     arms = {"today": TODAY, "affect-rl": [], "trl as shipped": []} | {name: EXTRA_ARMS[name] for name in args.arms}
     spawn = multiprocessing.get_context("spawn")
@@ -177,7 +180,8 @@ def main() -> None:
         spawn.Condition(), spawn.Queue()
     with tempfile.TemporaryDirectory() as folder:
         def config(name, *extra):
-            return stage_config(args.model, f"{folder}/{name}", args.steps, list(extra), not args.natural_length)
+            return stage_config(args.model, f"{folder}/{name}", args.steps, [*settings, *extra],
+                                not args.natural_length)
 
         processes = [spawn.Process(target=run_arm, args=(index, name, config(f"arm{index}", *extra), turn, running,
                                                          condition, results))
@@ -197,7 +201,8 @@ def main() -> None:
 
     step = {name: statistics.mean(durations[1:]) for name, (durations, _, _) in collected.items()}
     lengths = "ended at EOS" if args.natural_length else "all run to max_completion_length"
-    print(f"{args.model}, {RECIPE}, completions {lengths}, {torch.get_num_threads()} threads, "
+    iterations = args.num_iterations or load_stage_config("grpo", RECIPE).training.num_iterations
+    print(f"{args.model}, {RECIPE}, num_iterations {iterations}, completions {lengths}, {torch.get_num_threads()} threads, "
           f"bf16 autocast: {collected['today'][2]}, load average {load[0]:.1f} before, {load_after[0]:.1f} after\n")
     print("| arm | s/step | generation s/step | vs today | vs trl as shipped | steps timed |")
     print("| --- | --- | --- | --- | --- | --- |")
