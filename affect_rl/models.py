@@ -233,10 +233,11 @@ def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bo
         from peft import PeftConfig, PeftModel
 
         base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
-        if is_adapter_folder(resolve_model_path(base_name)):  # an adapter trained on a merged adapter
-            base, _ = load_causal_lm(replace(model_args, model_name_or_path=base_name), True, trust_remote_code)
+        base_path = resolve_model_path(base_name)
+        if is_adapter_folder(base_path):  # an adapter trained on a merged adapter
+            base, _ = load_causal_lm(replace(model_args, model_name_or_path=base_path), True, trust_remote_code)
         else:
-            base = model_class.from_pretrained(resolve_model_path(base_name), **kwargs)
+            base = model_class.from_pretrained(base_path, **kwargs)
     merge = merge_adapter and quantization is None  # merging into 4/8-bit weights would round the adapter away
     model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
     if not merge:

@@ -27,8 +27,8 @@ from affect_rl import recipe_path
 from affect_rl.config import build_stage_config
 from affect_rl.config_values import read_yaml_mapping
 from affect_rl.errors import ConfigError, DataError
-from affect_rl.jsonl import read_jsonl
 from affect_rl.files import move_aside
+from affect_rl.jsonl import read_jsonl
 from affect_rl.manifest import load_manifest, write_manifest
 from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, load_pipeline_recipe,
                                        split_dataset_from, stages_to_restart, validate_pipeline)
