@@ -124,7 +124,7 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
     with tqdm(total=len(texts), desc=f"generate {model_name_or_path}", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            batch_images = [_prompt_images(prompts[i]) for i in batch]
+            batch_images = [prompt_images(prompts[i]) for i in batch]
             inputs = processing_class(
                 text=[texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False,
                 **({"images": batch_images} if any(batch_images) else {}),
@@ -163,7 +163,7 @@ def _eos_token_ids(model, tokenizer) -> list[int]:
     return sorted({token for token in [*configured, tokenizer.eos_token_id] if token is not None})
 
 
-def _prompt_images(prompt: list[dict]) -> list:
+def prompt_images(prompt: list[dict]) -> list:
     """The images placed in a prompt's content parts, in order."""
     return [part["image"] for message in prompt if isinstance(message["content"], list)
             for part in message["content"] if part.get("type") == "image"]  # fmt: skip
@@ -177,7 +177,7 @@ def vllm_image_inputs(processor, prompts: Sequence[list[dict]]) -> list[dict]:
     for prompt in prompts:
         ids = processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)
         row = {"prompt_token_ids": list(ids["input_ids"][0])}
-        images = _prompt_images(prompt)
+        images = prompt_images(prompt)
         if images:
             row["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
         inputs.append(row)
@@ -191,7 +191,7 @@ def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampli
     params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
                             max_tokens=max_new_tokens, skip_special_tokens=True, seed=sampling.seed)  # fmt: skip
     if is_vision_language(model_name_or_path):
-        most_images = max(len(_prompt_images(prompt)) for prompt in prompts)
+        most_images = max(len(prompt_images(prompt)) for prompt in prompts)
         llm = LLM(model=path, seed=sampling.seed, limit_mm_per_prompt={"image": max(1, most_images)})
         results = llm.generate(vllm_image_inputs(load_processing_class(model_name_or_path), prompts), params,
                                use_tqdm=progress)  # fmt: skip

@@ -22,7 +22,18 @@ import torch
 from affect_rl.data.faces import EMOTIONS, faces_file
 from affect_rl.data.media import multimodal_prompt
 from affect_rl.data.rendering import render_prompt
+from affect_rl.generation import prompt_images
 from affect_rl.models import cache_dir, load_causal_lm, load_processing_class
+
+
+def face_inputs(processor, rows, folder, answer_prefix: str = ""):
+    """Processor inputs for demo:faces ``rows`` (images under ``folder``), in the faces recipe's
+    prompt (facial task, r1 template), each followed by ``answer_prefix``; left-padded."""
+    prompts = [multimodal_prompt(render_prompt(row, "facial", "r1"), [str(folder / row["image"])]) for row in rows]
+    texts = [processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) + answer_prefix
+             for prompt in prompts]  # fmt: skip
+    return processor(text=texts, images=[prompt_images(prompt) for prompt in prompts], return_tensors="pt",
+                     padding=True, add_special_tokens=False)  # fmt: skip
 
 
 @torch.inference_mode()
@@ -30,11 +41,7 @@ def hidden_states(model, processor, rows, folder, layers) -> dict[tuple[str, int
     """Per (place, layer): one row of features per face, in fp32, 32 faces per forward."""
     features = {}
     for start in range(0, len(rows), 32):
-        batch = rows[start : start + 32]
-        prompts = [multimodal_prompt(render_prompt(row, "facial", "r1"), [str(folder / row["image"])]) for row in batch]
-        texts = [processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) for prompt in prompts]
-        images = [[part["image"] for part in prompt[1]["content"] if part["type"] == "image"] for prompt in prompts]
-        inputs = processor(text=texts, images=images, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = face_inputs(processor, rows[start : start + 32], folder)
         output = model(**inputs, output_hidden_states=True)
         image_positions = (inputs["input_ids"] == model.config.image_token_id).unsqueeze(-1)
         for layer in layers:

@@ -17,10 +17,9 @@ import json
 import random
 
 import torch
+from faces_probe import face_inputs
 
 from affect_rl.data.faces import EMOTIONS, faces_file
-from affect_rl.data.media import multimodal_prompt
-from affect_rl.data.rendering import render_prompt
 from affect_rl.models import DEFAULT_VLM, cache_dir, load_processing_class, resolve_model_path
 
 ANSWER_PREFIX = "<think>The face shows it.</think>\n<answer>"
@@ -49,12 +48,7 @@ def main() -> None:
     assert len(set(candidates.tolist())) == len(EMOTIONS), "two emotions share a first token"
 
     def scores(batch_rows):
-        prompts = [multimodal_prompt(render_prompt(row, "facial", "r1"), [str(rows_file.parent / row["image"])])
-                   for row in batch_rows]  # fmt: skip
-        texts = [processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False) + ANSWER_PREFIX
-                 for prompt in prompts]  # fmt: skip
-        images = [[part["image"] for part in prompt[1]["content"] if part["type"] == "image"] for prompt in prompts]
-        inputs = processor(text=texts, images=images, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = face_inputs(processor, batch_rows, rows_file.parent, ANSWER_PREFIX)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = model(**inputs).logits
         return logits[:, -1].float()[:, candidates]
