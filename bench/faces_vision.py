@@ -108,9 +108,9 @@ def main() -> None:
     data = (pixels(train_rows, rows_file.parent, processor), torch.tensor([EMOTIONS.index(r["emotion"]) for r in train_rows]),
             pixels(test_rows, rows_file.parent, processor), torch.tensor([EMOTIONS.index(r["emotion"]) for r in test_rows]))  # fmt: skip
     print(f"held-out accuracy ({len(test_rows)} faces, chance {1 / len(EMOTIONS):.2f}) every 60 steps of 8 faces:")
+    train_aus = torch.tensor([[float(au in row["aus"]) for au in DRAWN_AUS] for row in train_rows]) if args.aus else None
     for layers in args.layers:
-        train_aus = torch.tensor([[float(au in row["aus"]) for au in DRAWN_AUS] for row in train_rows])
-        accuracies, encoder = train(layers, args.steps, args.lr, data, train_aus if args.aus else None)
+        accuracies, encoder = train(layers, args.steps, args.lr, data, train_aus)
         print(f"{layers} layer(s): " + " ".join(f"{accuracy:.2f}" for accuracy in accuracies))
         if args.save and layers == built_depth:
             save_with_encoder(encoder, args.save)

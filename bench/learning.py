@@ -26,6 +26,12 @@ from affect_rl import evaluate, pipeline, recipe_path, sft
 METRIC = "ew_f_level1"
 
 
+def demo_generation_settings() -> dict:
+    """``max_new_tokens`` and ``batch_size`` of the demo pipeline's eval stage, for evals that must match it."""
+    demo_eval = yaml.safe_load(recipe_path("demo/pipeline.yaml").read_text())["stages"][-1]
+    return {key: demo_eval[key] for key in ("max_new_tokens", "batch_size")}
+
+
 def run_seed(seed: int, output: Path, split: str, n_bootstrap: int) -> dict:
     """The demo at ``seed``, the continued-SFT arm, and the four checkpoints evaluated on ``split``."""
     run_dir = output / f"seed-{seed}"
@@ -43,11 +49,9 @@ def run_seed(seed: int, output: Path, split: str, n_bootstrap: int) -> dict:
             lr_scheduler_type="constant", warmup_steps=0, max_train_seconds=grpo_seconds,
             resume_from_checkpoint=None, num_sample_prompts=0)  # fmt: skip
     continued_s = time.time() - started
-    demo_eval = yaml.safe_load(recipe_path("demo/pipeline.yaml").read_text())["stages"][-1]
     started = time.time()
     report = evaluate.run(
-        {"dataset": "demo:emotion", "task": "emotion", "template": "r1", "split": split,
-         "max_new_tokens": demo_eval["max_new_tokens"], "batch_size": demo_eval["batch_size"],
+        {"dataset": "demo:emotion", "task": "emotion", "template": "r1", "split": split, **demo_generation_settings(),
          "n_bootstrap": n_bootstrap, "output_dir": str(run_dir / f"eval-{split}")},
         models={"base": "smollm2-135m-instruct", "sft": str(run_dir / "sft"), "grpo": str(run_dir / "grpo"),
                 "sft_continued": str(run_dir / "sft_continued")},

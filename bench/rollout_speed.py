@@ -196,14 +196,15 @@ def main() -> None:
         if failed:
             raise RuntimeError(f"arms failed: {failed}")
         score_labelled_positions_only()
-        gap_abs, gap_mean = sampler_gap(config("gap"))
+        gap_config = config("gap")  # the arms' settings, without an arm's own
+        gap_abs, gap_mean = sampler_gap(gap_config)
     load_after = os.getloadavg()
 
     step = {name: statistics.mean(durations[1:]) for name, (durations, _, _) in collected.items()}
     lengths = "ended at EOS" if args.natural_length else "all run to max_completion_length"
-    iterations = args.num_iterations or load_stage_config("grpo", RECIPE).training.num_iterations
-    print(f"{args.model}, {RECIPE}, num_iterations {iterations}, completions {lengths}, {torch.get_num_threads()} threads, "
-          f"bf16 autocast: {collected['today'][2]}, load average {load[0]:.1f} before, {load_after[0]:.1f} after\n")
+    print(f"{args.model}, {RECIPE}, num_iterations {gap_config.training.num_iterations}, completions {lengths}, "
+          f"{torch.get_num_threads()} threads, bf16 autocast: {collected['today'][2]}, "
+          f"load average {load[0]:.1f} before, {load_after[0]:.1f} after\n")
     print("| arm | s/step | generation s/step | vs today | vs trl as shipped | steps timed |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in arms:

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import yaml
+from learning import demo_generation_settings
 
 from affect_rl import evaluate, pipeline, recipe_path
 
@@ -53,10 +54,9 @@ def run_seed(seed: int, output: Path, n_bootstrap: int) -> dict:
     recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text(yaml.safe_dump(pipeline_yaml(seed), sort_keys=False))
     manifest = pipeline.run(str(recipe), output_dir=str(run_dir))
-    demo_eval = yaml.safe_load(recipe_path("demo/pipeline.yaml").read_text())["stages"][-1]
     report = evaluate.run(
-        {"dataset": "demo:emotion", "task": "emotion", "split": "test", "max_new_tokens": demo_eval["max_new_tokens"],
-         "batch_size": demo_eval["batch_size"], "n_bootstrap": n_bootstrap, "output_dir": str(run_dir / "eval")},
+        {"dataset": "demo:emotion", "task": "emotion", "split": "test", **demo_generation_settings(),
+         "n_bootstrap": n_bootstrap, "output_dir": str(run_dir / "eval")},
         models={"grpo_all": str(run_dir / "grpo_all"), "sft": str(run_dir / "sft"), "grpo_keep": str(run_dir / "grpo_keep")},
     )  # fmt: skip
     differences = report["differences"]  # consecutive pairs: sft-grpo_all, grpo_keep-sft
