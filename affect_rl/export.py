@@ -81,13 +81,12 @@ def check_target(target: Path, source: Path, overwrite: bool) -> None:
 def save_checkpoint(source: Path, target: Path, adapter: bool, merge: bool) -> str | None:
     """Load the model (merging an adapter when asked) and save weights, generation config and
     tokenizer (with its chat template) to ``target``; returns the adapter's base model, if any."""
-    from peft import PeftConfig
     from transformers import AutoTokenizer
     from trl import ModelConfig
 
-    from affect_rl.models import load_causal_lm, resolve_model_path
+    from affect_rl.models import adapter_base, load_causal_lm, resolve_model_path
 
-    base_model = PeftConfig.from_pretrained(str(source)).base_model_name_or_path if adapter else None
+    base_model = adapter_base(str(source)) if adapter else None
     # dtype "auto": the weights keep the dtype they were saved in (no silent fp32 copy of bf16 weights).
     model, _ = load_causal_lm(ModelConfig(model_name_or_path=str(source), dtype="auto"), merge_adapter=merge)
     model.save_pretrained(str(target))

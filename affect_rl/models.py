@@ -168,6 +168,18 @@ def is_adapter_folder(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def adapter_base(path: str) -> str:
+    """The model a LoRA adapter folder was trained on, as its ``adapter_config.json`` names it; a
+    ConfigError when that is a local folder that no longer exists (a moved or deleted run folder)."""
+    from peft import PeftConfig
+
+    base = PeftConfig.from_pretrained(path).base_model_name_or_path
+    if Path(base).is_absolute() and not Path(base).exists():
+        raise ConfigError(f"{path} is a LoRA adapter on {base}, which does not exist; restore that folder, or set "
+                          "base_model_name_or_path in the adapter's adapter_config.json to where it is now")
+    return base
+
+
 @contextlib.contextmanager
 def remote_code_hint(path: str, trust_remote_code: bool):
     """Turn transformers' refusal to run a checkpoint's own code into a one-line ConfigError."""
@@ -189,9 +201,7 @@ def is_vision_language(name_or_path: str, trust_remote_code: bool = False) -> bo
 
     path = resolve_model_path(name_or_path)
     if is_adapter_folder(path):
-        from peft import PeftConfig
-
-        return is_vision_language(PeftConfig.from_pretrained(path).base_model_name_or_path, trust_remote_code)
+        return is_vision_language(adapter_base(path), trust_remote_code)
     with remote_code_hint(path, trust_remote_code):
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     return config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
@@ -230,9 +240,9 @@ def load_causal_lm(model_args, merge_adapter: bool = True, trust_remote_code: bo
         if not is_adapter_folder(path):
             return model_class.from_pretrained(path, **kwargs), False
 
-        from peft import PeftConfig, PeftModel
+        from peft import PeftModel
 
-        base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
+        base_name = adapter_base(path)
         base_path = resolve_model_path(base_name)
         if is_adapter_folder(base_path):  # an adapter trained on a merged adapter
             base, _ = load_causal_lm(replace(model_args, model_name_or_path=base_path), True, trust_remote_code)

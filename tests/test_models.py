@@ -75,3 +75,20 @@ def test_an_adapter_trained_on_a_merged_adapter_loads_with_both(tiny_model_dir, 
         without_sft = adapter_on(AutoModelForCausalLM.from_pretrained(tiny_model_dir), seed=2).merge_and_unload()(ids)
     torch.testing.assert_close(loaded, expected)
     assert (loaded - without_sft.logits).abs().max() > 1e-3
+
+
+def test_an_adapter_whose_base_folder_is_gone_says_what_to_restore(tiny_model_dir, tmp_path):
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl import ModelConfig
+
+    from affect_rl.errors import ConfigError
+
+    shutil.copytree(tiny_model_dir, tmp_path / "sft")
+    base = AutoModelForCausalLM.from_pretrained(tmp_path / "sft")
+    get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "grpo")
+    shutil.rmtree(tmp_path / "sft")  # the run folder the adapter was trained on, moved away
+    with pytest.raises(ConfigError, match=r"LoRA adapter on .*/sft, which does not exist; restore that folder"):
+        models.load_causal_lm(ModelConfig(model_name_or_path=str(tmp_path / "grpo")))
