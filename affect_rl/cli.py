@@ -45,6 +45,8 @@ merge_adapter, wandb_project, wandb_entity, ...).
 
 # Stage -> (its --help line, the dataclass that holds its own settings).
 STAGES = {
+    "align": ("train a VLM's vision encoder and projector to emit each image's label word (before SFT)",
+              "affect-rl's AlignArguments (max_steps, learning_rate, mm_projector_lr, embedding_loss_weight, ...)"),
     "sft": ("run the SFT stage of a recipe", "TRL's SFTConfig (learning_rate, max_steps, output_dir, ...)"),
     "grpo": ("run the GRPO stage of a recipe", "TRL's GRPOConfig (learning_rate, num_generations, beta, ...)"),
     "select": ("sample and score completions per row; write keep/drop/hard/easy datasets by pass rate",
@@ -195,7 +197,7 @@ def run_stage(args, overrides: list[str]) -> None:
 
 
 def run_loaded_stage(cfg):
-    """Run a parsed stage: train (sft, grpo) or generate and score (select, synthesize)."""
+    """Run a parsed stage: train (sft, grpo) or align, generate and score (align, select, synthesize)."""
     import importlib
 
     module = importlib.import_module(f"affect_rl.{cfg.stage}")

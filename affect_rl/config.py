@@ -27,7 +27,7 @@ from affect_rl.models import DEFAULT_MODEL
 
 TRAINING_STAGES = ("sft", "grpo")
 DATA_STAGES = ("select", "synthesize")  # they generate and score; nothing is trained
-STAGES = TRAINING_STAGES + DATA_STAGES
+STAGES = ("align",) + TRAINING_STAGES + DATA_STAGES  # align: a VLM's vision part, by itself (affect_rl.align)
 
 
 
@@ -114,7 +114,11 @@ class StageConfig:
 
 
 def training_config_class(stage: str):
-    """The stage's own settings: TRL's config dataclass for a training stage, affect-rl's for a data stage."""
+    """The stage's own settings: TRL's config dataclass for a training stage, affect-rl's for the others."""
+    if stage == "align":
+        from affect_rl.align import AlignArguments
+
+        return AlignArguments
     if stage == "select":
         from affect_rl.select import SelectArguments
 

@@ -30,7 +30,7 @@ from affect_rl.errors import ConfigError, DataError
 from affect_rl.files import move_aside
 from affect_rl.jsonl import read_jsonl
 from affect_rl.manifest import load_manifest, write_manifest
-from affect_rl.pipeline_recipe import (DATA_KINDS, check_skipped_dependencies, load_pipeline_recipe,
+from affect_rl.pipeline_recipe import (DATA_KINDS, TRAINER_KINDS, TRAINING_KINDS, check_skipped_dependencies, load_pipeline_recipe,
                                        split_dataset_from, stages_to_restart, validate_pipeline)
 from affect_rl.run_identity import (check_identity, config_hash, mismatch, mismatch_message, read_identity,
                                     resolved_config, write_identity)
@@ -114,14 +114,14 @@ def plan_stage(stage: dict, run_dir: Path, run_name: str) -> PlannedStage:
 
 
 def training_stage_config(stage: dict, run_dir: Path, run_name: str):
-    """The StageConfig of an sft/grpo/select/synthesize stage: its recipe file, the pipeline's
+    """The StageConfig of a stage other than eval: its recipe file, the pipeline's
     overrides, and the run's folders (its own output, the model of the stage it starts from, the
     dataset a data stage wrote)."""
     config_path = Path(stage["config"])  # load_pipeline_recipe made it relative to the working folder
     values = read_yaml_mapping(str(config_path))
     values.update(stage.get("overrides") or {})
     values["output_dir"] = str(run_dir / stage["name"])
-    if stage["stage"] not in DATA_KINDS:
+    if stage["stage"] in TRAINER_KINDS:
         values.update(resume_from_checkpoint="last", run_name=f"{run_name}-{stage['name']}")
         if values.get("push_to_hub"):  # a Hub repository named after the run, not <user>/<stage>
             values.setdefault("hub_model_id", values["run_name"])
@@ -217,6 +217,9 @@ def run_stage(plan: PlannedStage, record: dict, run_dir: Path, manifest: dict) -
         elif stage["stage"] in DATA_KINDS:
             write_identity(plan.output_dir, plan.config)
             record.update(run_data_stage(plan))
+        elif stage["stage"] == "align":
+            write_identity(plan.output_dir, plan.config)
+            record.update(run_align_stage(plan))
         else:
             record.update(run_training_stage(plan))
     except KeyboardInterrupt:
@@ -244,6 +247,16 @@ def run_training_stage(plan: PlannedStage) -> dict:
             "rows": recorded_rows(plan.output_dir), "model_from": plan.spec.get("model_from")}
 
 
+def run_align_stage(plan: PlannedStage) -> dict:
+    """Run an align stage; the manifest records its summary and the rows it held out."""
+    from affect_rl import align
+    from affect_rl.data.heldout import recorded_rows
+
+    summary = align.run(plan.stage_config)
+    return {"metrics": {key: summary[key] for key in ("final_loss", "final_accuracy")},
+            "rows": recorded_rows(plan.output_dir), "model_from": plan.spec.get("model_from")}
+
+
 def run_data_stage(plan: PlannedStage) -> dict:
     """Run a select or synthesize stage; the manifest records the datasets it wrote and its summary."""
     from affect_rl.cli import run_loaded_stage
@@ -259,7 +272,7 @@ def trained_ancestry(names, manifest: dict) -> list[str]:
     while pending:
         name = pending.pop()
         record = manifest["stages"][name]
-        if name in found or record.get("kind") not in ("sft", "grpo"):
+        if name in found or record.get("kind") not in TRAINING_KINDS:
             continue
         found.append(name)
         if record.get("model_from"):

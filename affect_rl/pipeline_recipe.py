@@ -2,15 +2,15 @@
 
 A pipeline YAML has ``name``, ``output_dir`` and ``stages``. It may also ``extends: OTHER.yaml``
 (take that file's stages; this file's ``stages``, if any, replace them) and set ``overrides``: stage
-name (or ``all`` for every sft, grpo, select and synthesize stage) -> recipe keys laid over that
+name (or ``all`` for every stage but eval) -> recipe keys laid over that
 stage's (an eval stage takes eval keys). A CPU variant of a GPU pipeline is thus a few lines:
 ``extends: pipeline.yaml`` plus ``overrides: {all: {model_name_or_path: ..., max_steps: 2}}``.
 
 Each stage has a ``name`` (its folder) and a ``stage`` kind:
 
-- ``sft`` / ``grpo`` / ``select`` / ``synthesize``: ``config`` (the stage recipe, relative to the
-  pipeline file), optional ``overrides``, ``model_from`` (an earlier sft or grpo stage whose model
-  it starts from) and ``dataset_from`` (``STAGE/DATASET``: a dataset an earlier select or
+- ``align`` / ``sft`` / ``grpo`` / ``select`` / ``synthesize``: ``config`` (the stage recipe, relative
+  to the pipeline file), optional ``overrides``, ``model_from`` (an earlier align, sft or grpo stage
+  whose model it starts from) and ``dataset_from`` (``STAGE/DATASET``: a dataset an earlier select or
   synthesize stage wrote, e.g. ``select/keep``);
 - ``eval``: ``models`` (label: an earlier stage, a path, a hub id or an alias) and the eval keys.
 """
@@ -26,7 +26,8 @@ from affect_rl.config_values import read_yaml_mapping
 from affect_rl.data_stage import DATASET_OUTPUTS
 from affect_rl.errors import ConfigError
 
-TRAINING_KINDS = ("sft", "grpo")
+TRAINER_KINDS = ("sft", "grpo")  # trained with a TRL trainer (checkpoints, resume, W&B runs)
+TRAINING_KINDS = ("align", *TRAINER_KINDS)  # they write a model that later stages take with model_from
 DATA_KINDS = ("select", "synthesize")  # they write datasets that later stages take with dataset_from
 STAGE_KINDS = (*TRAINING_KINDS, *DATA_KINDS, "eval")
 TOP_KEYS = {"name", "output_dir", "stages", "extends", "overrides"}
@@ -115,7 +116,7 @@ def validate_pipeline(recipe: dict, source: str, skip: list[str], restart: list[
         trained = [n for n in earlier if kinds[n] in TRAINING_KINDS]
         for reference in model_references(stage, names):
             if reference not in trained:
-                raise ConfigError(f"{source}: stages[{position}]: {reference!r} must name an earlier sft or grpo "
+                raise ConfigError(f"{source}: stages[{position}]: {reference!r} must name an earlier align, sft or grpo "
                                   f"stage: {trained}.")
         if stage.get("dataset_from") is not None:
             check_dataset_from(stage["dataset_from"], {n: kinds[n] for n in earlier if kinds[n] in DATA_KINDS},

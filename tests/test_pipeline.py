@@ -71,9 +71,9 @@ def test_pipeline_runs_every_stage_writes_manifest_and_report_then_skips_on_reru
 
 
 @pytest.mark.parametrize("stages, message", [
-    ([{"name": "a", "stage": "dpo", "config": "x.yaml"}], "one of sft, grpo, select, synthesize, eval"),
+    ([{"name": "a", "stage": "dpo", "config": "x.yaml"}], "one of align, sft, grpo, select, synthesize, eval"),
     ([{"name": "a", "stage": "sft"}], "needs `config:`"),
-    ([{"name": "g", "stage": "grpo", "config": "x.yaml", "model_from": "sft"}], "must name an earlier sft or grpo"),
+    ([{"name": "g", "stage": "grpo", "config": "x.yaml", "model_from": "sft"}], "must name an earlier align, sft or grpo"),
     ([{"name": "e", "stage": "eval", "models": {"a": "b"}, "max_new_token": 3}],
      "unknown keys \\['max_new_token'\\] \\(did you mean 'max_new_tokens'\\?\\)"),
     ([], "non-empty list"),
@@ -95,9 +95,9 @@ def test_bad_pipelines_fail_before_anything_runs(tmp_path, stages, message):
     ([{"name": "a/b", "stage": "sft", "config": "sft.yaml"}], r"stage name 'a/b' becomes a folder name"),
     ([{"name": "sft", "stage": "sft", "config": "sft.yaml", "overrides": [1]}], r"`overrides:` must be a mapping"),
     ([{"name": "e", "stage": "eval", "models": {"a": "m"}},
-      {"name": "g", "stage": "grpo", "config": "grpo.yaml", "model_from": "e"}], r"'e' must name an earlier sft or grpo"),
+      {"name": "g", "stage": "grpo", "config": "grpo.yaml", "model_from": "e"}], r"'e' must name an earlier align, sft or grpo"),
     ([{"name": "e", "stage": "eval", "models": {"late": "sft"}}, {"name": "sft", "stage": "sft", "config": "sft.yaml"}],
-     r"stages\[1\]: 'sft' must name an earlier sft or grpo stage: \[\]"),
+     r"stages\[1\]: 'sft' must name an earlier align, sft or grpo stage: \[\]"),
 ])
 def test_pipeline_keys_and_stage_names_are_checked_at_every_level(tmp_path, stages, message):
     recipe = write_pipeline(tmp_path, stages=stages)
