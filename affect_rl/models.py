@@ -57,7 +57,7 @@ EMBEDDED_MODELS = {
 }
 
 
-BUILT_VLMS = {DEFAULT_VLM: BuiltVLM(text_model=DEFAULT_MODEL, vision=VisionSpec(), version=2)}
+BUILT_VLMS = {DEFAULT_VLM: BuiltVLM(text_model=DEFAULT_MODEL, vision=VisionSpec(), version=3)}
 
 
 def cache_dir() -> Path:

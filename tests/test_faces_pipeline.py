@@ -1,7 +1,7 @@
 """The faces recipe end to end at CPU-test scale: recipes/faces/pipeline.yaml with its own stage
 recipes and rewards, on a handful of demo:faces rows, with a tiny VLM built in the test instead of
-the 135M one. It checks the plumbing (every stage runs, the vision tower trains, the report has the
-facial metrics with intervals), not what the demo learns."""
+the 135M one. It checks the plumbing (every stage runs, the align stage trains the vision tower and
+the later stages keep it, the report has the facial metrics with intervals), not what the demo learns."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from affect_rl.pipeline import run_pipeline_file
 TINY = {"max_train_samples": 6, "per_device_train_batch_size": 3, "bf16": False, "num_sample_prompts": 1,
         "lora_r": 4, "lora_alpha": 8}  # fmt: skip
 STAGE_OVERRIDES = {
+    "align": {"max_steps": 2, "per_device_train_batch_size": 3},
     "sft": TINY | {"max_steps": 2},
     "grpo": TINY | {"max_steps": 1, "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 8},
 }
@@ -35,7 +36,7 @@ def tiny_faces_pipeline(folder, vlm_dir):
             continue
         stage["config"] = str(recipes / stage["config"])
         stage["overrides"] = {**(stage.get("overrides") or {}), **STAGE_OVERRIDES[stage["stage"]]}
-        if stage["stage"] == "sft":
+        if stage["stage"] == "align":
             stage["overrides"]["model_name_or_path"] = vlm_dir
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
@@ -43,7 +44,7 @@ def tiny_faces_pipeline(folder, vlm_dir):
 
 
 @pytest.mark.slow
-def test_the_faces_pipeline_trains_the_vision_tower_and_reports_facial_metrics(tiny_vlm_dir, tmp_path, monkeypatch):
+def test_the_faces_pipeline_aligns_the_vision_tower_and_reports_facial_metrics(tiny_vlm_dir, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     monkeypatch.setenv("AFFECT_RL_CACHE", str(tmp_path / "cache"))
@@ -52,13 +53,19 @@ def test_the_faces_pipeline_trains_the_vision_tower_and_reports_facial_metrics(t
     manifest = run_pipeline_file(str(tiny_faces_pipeline(tmp_path, tiny_vlm_dir)), output_dir=str(run_dir))
 
     assert {name: record["status"] for name, record in manifest["stages"].items()} == {
-        "sft": "done", "grpo": "done", "eval": "done"}  # fmt: skip
+        "align": "done", "sft": "done", "grpo": "done", "eval": "done"}  # fmt: skip
     assert manifest["stages"]["sft"]["rows"]["heldout_rows"] == 6  # the test identity's six faces
-    adapter = load_file(run_dir / "sft" / "adapter_model.safetensors")
+    assert manifest["stages"]["align"]["rows"]["heldout_rows"] == 6
+    aligned = load_file(run_dir / "align" / "model.safetensors")
     original = load_file(f"{tiny_vlm_dir}/model.safetensors")
     name = "model.vision_model.embeddings.patch_embedding.weight"
-    # The vision tower trained, and PEFT saved it beside the LoRA weights.
-    assert not torch.equal(adapter[f"base_model.model.{name}"], original[name])
+    assert not torch.equal(aligned[name], original[name])  # the align stage trained the vision tower
+    text = "model.text_model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(aligned[text], original[text])  # and left the language model as it was
+    adapter = load_file(run_dir / "sft" / "adapter_model.safetensors")
+    assert not any("vision_model" in key or "connector" in key for key in adapter)  # SFT kept them frozen
+    assert json.loads((run_dir / "sft" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(
+        run_dir / "align")  # fmt: skip
     state = json.loads((run_dir / "grpo" / "trainer_state.json").read_text())
     logged = {key for entry in state["log_history"] for key in entry}
     assert {f"rewards/{reward}/mean" for reward in ("au_f1", "accuracy", "format", "au_consistency")} <= logged
