@@ -51,7 +51,7 @@ class AlignArguments:
     max_steps: int = field(default=300, metadata={"help": "Optimizer steps."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Images per step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW rate of the vision encoder."})
-    mm_projector_lr: float = field(default=3e-6, metadata={"help": "AdamW rate of the projector (connector)."})
+    mm_projector_lr: float = field(default=1e-5, metadata={"help": "AdamW rate of the projector (connector)."})
     embedding_loss_weight: float = field(
         default=10.0, metadata={"help": "w: weight of the squared distance to the label's word embedding."}
     )
@@ -201,14 +201,16 @@ def plot_alignment(history: list[dict], window: int, out_png: Path) -> Path:
 
     steps = [h["step"] for h in history]
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for axis, key, title in ((axes[0], "loss", "alignment loss"), (axes[1], "accuracy", "nearest own label word")):
+    panels = ((axes[0], "loss", "alignment loss"),
+              (axes[1], "accuracy", "image tokens nearest their label's word (training batches)"))
+    for axis, key, title in panels:
         values = [h[key] for h in history]
         running = [sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
                    for i in range(len(values))]  # fmt: skip
         axis.plot(steps, values, alpha=0.3, label="per step")
         axis.plot(steps, running, label=f"mean of {window}")
         axis.set_xlabel("step")
-        axis.set_title(title)
+        axis.set_title(title, fontsize=10)
         axis.legend()
     figure.tight_layout()
     figure.savefig(out_png, dpi=100)

@@ -13,13 +13,14 @@ text model is a Llama: SmolVLM is built the same way, HuggingFaceTB/SmolVLM-256M
 - Vision encoder: an Idefics3 (SigLIP-style) ViT, randomly initialised, sized for small faces
   (``VisionSpec``): 96 px images, 8 px patches (a 12 x 12 grid), one layer of width 192. Trained
   from scratch with a classification head of its own on the 480 demo:faces training images
-  (``python bench/faces_vision.py``), one layer reached 0.73 held-out accuracy after 180 steps of
-  8 faces, two layers 0.57, three 0.27.
+  (``python bench/faces_vision.py``, measured on build version 2), one layer reached 0.73
+  held-out accuracy after 180 steps of 8 faces, two layers 0.57, three 0.27.
 - Connector: pixel shuffle by 12, the whole 12 x 12 grid, and a linear projection into the
   language model's width: one image token per image, a position-aware linear read-out of every
   patch. With pixel shuffle by 3 (16 tokens, each a 3 x 3 block of patches, build version 2), each
-  token carries only its own region, and a read-out shared by all tokens learned nothing in 300
-  steps (0.33 on the validation faces) where one token per image reached 0.75 (``affect_rl.align``).
+  token carries only its own region: aligned to the emotion's word with a read-out shared by all
+  tokens, it reached 0.33 on the validation faces after 300 steps, where one token per image
+  reached 0.75 (``affect_rl.align``'s loss, a scratch probe).
   Its weights are drawn so that image tokens start at the scale of the text embeddings (root mean
   square 0.14 for SmolLM2; the default initialisation made them 6 times larger).
 - Processor: Idefics3's, resizing every image to 96 x 96 without splitting, and SmolLM2's ChatML
