@@ -24,7 +24,8 @@ Qwen2.5-VL's training scripts use): it maps thousands of layer-normed features o
 whose root mean square is about 0.14, so one AdamW step at the encoder's rate would move its outputs
 many times further than the target scale.
 
-The stage writes a full checkpoint (model and processor) that later stages start from with
+Like SFT and GRPO, it locks its output folder and refuses one that another config wrote. The
+stage writes a full checkpoint (model and processor) that later stages start from with
 ``model_from: align``, the held-out rows as SFT does, ``summary.json`` and ``alignment.png``
 (the training loss, and how often each image's tokens sit nearest their own label's word).
 """
@@ -119,10 +120,11 @@ def run(cfg) -> dict:
     from affect_rl.data_stage import load_stage_rows
     from affect_rl.eval_records import gold_label
     from affect_rl.files import publish_folder
-    from affect_rl.stage import FINAL_STAGING
+    from affect_rl.stage import FINAL_STAGING, begin_stage, end_stage
     from affect_rl.models import load_causal_lm, load_processing_class, vision_parts
 
     args, output_dir = cfg.training, Path(cfg.training.output_dir)
+    begin_stage(cfg)  # lock the folder; refuse one another config wrote
     rows = load_stage_rows(cfg)
     if rows.images is None or any(len(images) != 1 for images in rows.images):
         raise ConfigError(f"align trains the vision part of a vision-language model on rows with one image each; "
@@ -186,6 +188,7 @@ def run(cfg) -> dict:
                "final_accuracy": sum(h["accuracy"] for h in window) / len(window),
                "plot": str(plot_alignment(history, args.logging_steps, output_dir / "alignment.png"))}  # fmt: skip
     (output_dir / "summary.json").write_text(json.dumps({**summary, "history": history}, indent=2) + "\n")
+    end_stage(cfg)
     print(f"align: {len(rows.train)} training images, {args.max_steps} steps; last {len(window)} steps: loss "
           f"{summary['final_loss']:.3f}, image tokens nearest their own label's word {summary['final_accuracy']:.2f} "
           f"(chance {1 / len(labels):.2f}). Saved the aligned model to {output_dir}")  # fmt: skip

@@ -37,7 +37,7 @@ _locks: dict[str, RunLock] = {}
 def begin_stage(cfg) -> None:
     """Before any model loads: lock ``output_dir``, refuse it if another config wrote it, record ours."""
     output_dir = Path(cfg.training.output_dir)
-    check_resume_request(cfg.training.resume_from_checkpoint)
+    check_resume_request(getattr(cfg.training, "resume_from_checkpoint", None))  # an align stage has none
     config = resolved_config(cfg)
     if not is_main_rank():
         check_identity(output_dir, config, STANDALONE_ADVICE)

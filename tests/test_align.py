@@ -101,3 +101,14 @@ def test_the_align_stage_refuses_a_text_model(tiny_model_dir, tmp_path):
               "output_dir": str(tmp_path / "align")}  # fmt: skip
     with pytest.raises(Exception, match="text model"):
         align.run(build_stage_config("align", values, "test"))
+
+
+def test_an_align_folder_written_under_another_config_is_refused(tiny_vlm_dir, tmp_path):
+    data = coloured_rows(tmp_path)
+    values = {"model_name_or_path": tiny_vlm_dir, "dataset": str(data), "task": "facial", "test_split": "test",
+              "max_steps": 2, "per_device_train_batch_size": 2, "output_dir": str(tmp_path / "align")}  # fmt: skip
+    align.run(build_stage_config("align", values, "test"))
+    weights = (tmp_path / "align" / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="holds a run with a different config .*max_steps"):
+        align.run(build_stage_config("align", values | {"max_steps": 3}, "test"))
+    assert (tmp_path / "align" / "model.safetensors").read_bytes() == weights  # nothing was lost
