@@ -116,12 +116,12 @@ def run(cfg) -> dict:
     from tqdm.auto import tqdm
 
     from affect_rl.data.heldout import save_stage_rows
-    from affect_rl.data.media import row_images
+    from affect_rl.data.media import open_image
     from affect_rl.data_stage import load_stage_rows
     from affect_rl.eval_records import gold_label
     from affect_rl.files import publish_folder
-    from affect_rl.stage import FINAL_STAGING, begin_stage, end_stage
     from affect_rl.models import load_causal_lm, load_processing_class, vision_parts
+    from affect_rl.stage import FINAL_STAGING, begin_stage, end_stage
 
     args, output_dir = cfg.training, Path(cfg.training.output_dir)
     begin_stage(cfg)  # lock the folder; refuse one another config wrote
@@ -150,8 +150,8 @@ def run(cfg) -> dict:
     optimizer = torch.optim.AdamW([{"params": tower, "lr": args.learning_rate},
                                    {"params": projector, "lr": args.mm_projector_lr}])  # fmt: skip
 
-    def inputs(indices):
-        images = [row_images(rows.train[i])[0] for i in indices]
+    def inputs(indices):  # opened as generation opens them (affect_rl.data.media.multimodal_prompt)
+        images = [open_image(rows.images[i][0]).convert("RGB") for i in indices]
         return processor.image_processor([[image] for image in images], return_tensors="pt")
 
     model.train()

@@ -197,7 +197,7 @@ def run_stage(args, overrides: list[str]) -> None:
 
 
 def run_loaded_stage(cfg):
-    """Run a parsed stage: train (sft, grpo) or align, generate and score (align, select, synthesize)."""
+    """Run a parsed stage: train with TRL (sft, grpo), or run the stage's own loop (align, select, synthesize)."""
     import importlib
 
     module = importlib.import_module(f"affect_rl.{cfg.stage}")

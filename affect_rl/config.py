@@ -27,7 +27,8 @@ from affect_rl.models import DEFAULT_MODEL
 
 TRAINING_STAGES = ("sft", "grpo")
 DATA_STAGES = ("select", "synthesize")  # they generate and score; nothing is trained
-STAGES = ("align",) + TRAINING_STAGES + DATA_STAGES  # align: a VLM's vision part, by itself (affect_rl.align)
+ALIGN_STAGES = ("align",)  # a VLM's vision part, by itself (affect_rl.align); it writes a model, without TRL
+STAGES = ALIGN_STAGES + TRAINING_STAGES + DATA_STAGES
 
 
 

@@ -30,8 +30,8 @@ from affect_rl.errors import ConfigError, DataError
 from affect_rl.files import move_aside
 from affect_rl.jsonl import read_jsonl
 from affect_rl.manifest import load_manifest, write_manifest
-from affect_rl.pipeline_recipe import (DATA_KINDS, TRAINER_KINDS, TRAINING_KINDS, check_skipped_dependencies, load_pipeline_recipe,
-                                       split_dataset_from, stages_to_restart, validate_pipeline)
+from affect_rl.pipeline_recipe import (DATA_KINDS, TRAINER_KINDS, TRAINING_KINDS, check_skipped_dependencies,
+                                       load_pipeline_recipe, split_dataset_from, stages_to_restart, validate_pipeline)
 from affect_rl.run_identity import (check_identity, config_hash, mismatch, mismatch_message, read_identity,
                                     resolved_config, write_identity)
 from affect_rl.run_lock import RunLock
@@ -217,8 +217,7 @@ def run_stage(plan: PlannedStage, record: dict, run_dir: Path, manifest: dict) -
         elif stage["stage"] in DATA_KINDS:
             write_identity(plan.output_dir, plan.config)
             record.update(run_data_stage(plan))
-        elif stage["stage"] == "align":
-            write_identity(plan.output_dir, plan.config)
+        elif stage["stage"] == "align":  # it locks its folder and records its identity itself, as sft and grpo do
             record.update(run_align_stage(plan))
         else:
             record.update(run_training_stage(plan))

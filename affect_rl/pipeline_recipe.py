@@ -22,13 +22,14 @@ import re
 
 from pathlib import Path
 
+from affect_rl.config import ALIGN_STAGES, DATA_STAGES, TRAINING_STAGES
 from affect_rl.config_values import read_yaml_mapping
 from affect_rl.data_stage import DATASET_OUTPUTS
 from affect_rl.errors import ConfigError
 
-TRAINER_KINDS = ("sft", "grpo")  # trained with a TRL trainer (checkpoints, resume, W&B runs)
-TRAINING_KINDS = ("align", *TRAINER_KINDS)  # they write a model that later stages take with model_from
-DATA_KINDS = ("select", "synthesize")  # they write datasets that later stages take with dataset_from
+TRAINER_KINDS = TRAINING_STAGES  # trained with a TRL trainer (checkpoints, resume, W&B runs)
+TRAINING_KINDS = (*ALIGN_STAGES, *TRAINER_KINDS)  # they write a model that later stages take with model_from
+DATA_KINDS = DATA_STAGES  # they write datasets that later stages take with dataset_from
 STAGE_KINDS = (*TRAINING_KINDS, *DATA_KINDS, "eval")
 TOP_KEYS = {"name", "output_dir", "stages", "extends", "overrides"}
 ALL_STAGES = "all"
