@@ -112,3 +112,19 @@ def test_an_align_folder_written_under_another_config_is_refused(tiny_vlm_dir, t
     with pytest.raises(ConfigError, match="holds a run with a different config .*max_steps"):
         align.run(build_stage_config("align", values | {"max_steps": 3}, "test"))
     assert (tmp_path / "align" / "model.safetensors").read_bytes() == weights  # nothing was lost
+
+
+def test_labels_outside_label_set_and_a_diverging_loss_say_what_to_change(tiny_vlm_dir, tmp_path):
+    faces = [json.loads(line) for line in coloured_rows(tmp_path).read_text().splitlines()]
+    data = tmp_path / "labelled.jsonl"  # the label task, where label_set applies
+    data.write_text("".join(json.dumps({"id": row["id"], "image": row["image"], "label": row["emotion"],
+                                        "split": row["split"]}) + "\n" for row in faces))  # fmt: skip
+    values = {"model_name_or_path": tiny_vlm_dir, "dataset": str(data), "task": "label", "test_split": "test",
+              "max_steps": 3, "per_device_train_batch_size": 2}  # fmt: skip
+    with pytest.raises(ConfigError, match="training rows are labelled sadness, which label_set lacks"):
+        align.run(build_stage_config("align", values | {"label_set": ["happiness", "anger"],
+                                                        "output_dir": str(tmp_path / "a")}, "test"))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"the loss became (nan|inf) at step \d; lower learning_rate"):
+        align.run(build_stage_config("align", values | {"learning_rate": 1e30, "mm_projector_lr": 1e30,
+                                                        "output_dir": str(tmp_path / "b")}, "test"))  # fmt: skip
+    assert not (tmp_path / "b" / "model.safetensors").exists()  # nothing half-trained was published
