@@ -11,7 +11,11 @@ per new token; and each prompt is prefilled once per completion, G times per gro
   it samples from the policy itself;
 - it prefills each distinct prompt once (all but its last token) and gives each of the prompt's
   completions the prompt's KV cache (``DynamicCache.batch_select_indices``); ``generate`` then
-  runs the last prompt token and the decoding steps.
+  runs the last prompt token and the decoding steps;
+- it draws each token by inverting the cumulative distribution (``draw_tokens``) instead of
+  ``torch.multinomial``, which takes 21 ms for 16 rows of SmolLM2's 49,152-token vocabulary on
+  this CPU, a third of a decoding step; the inverse takes 0.8 ms. Both draw from the same
+  distribution (the softmax of the processed scores), with different random streams.
 
 The rest is TRL's. The prompt ids come from ``GRPOTrainer._tokenize_prompts``. Sampling uses
 the trainer's ``GenerationConfig`` (temperature, top-p/k, min-p, repetition penalty,
@@ -36,6 +40,7 @@ nor a shared prefill may bypass them): on GPUs TRL's own paths (vLLM above all) 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 
@@ -124,9 +129,47 @@ def sample_completions(model, prompt_ids: list[list[int]], generation_config, eo
     if input_ids.shape[1] > 1 and generation_config.cache_implementation in (None, "dynamic"):
         generate_kwargs["cache"] = prefill(model, input_ids[:, :-1], attention_mask[:, :-1])
         generate_kwargs["cache"].batch_select_indices(rows)
-    output = model.generate(input_ids=input_ids[rows], attention_mask=attention_mask[rows],
-                            generation_config=generation_config, **generate_kwargs)
+    with inverse_cdf_sampling():
+        output = model.generate(input_ids=input_ids[rows], attention_mask=attention_mask[rows],
+                                generation_config=generation_config, **generate_kwargs)
     return cut_after_first_eos(output[:, input_ids.shape[1]:], eos_token_ids)
+
+
+@contextlib.contextmanager
+def inverse_cdf_sampling():
+    """Within the block, ``torch.multinomial(probs, 1)`` on a 2-D ``probs`` (the call ``generate``
+    makes for each sampled token) is ``draw_tokens(probs)[:, None]``; every other call is torch's."""
+    multinomial = torch.multinomial
+
+    def draw(input, num_samples, replacement=False, *, generator=None, out=None):
+        if num_samples != 1 or input.dim() != 2 or generator is not None or out is not None:
+            return multinomial(input, num_samples, replacement, generator=generator, out=out)
+        return draw_tokens(input)[:, None]
+
+    torch.multinomial = draw
+    try:
+        yield
+    finally:
+        torch.multinomial = multinomial
+
+
+def draw_tokens(probs: torch.Tensor) -> torch.Tensor:
+    """One index per row of ``probs`` (rows of non-negative weights), index i with probability
+    ``probs[i] / probs.sum()``: the first i whose cumulative sum exceeds u ~ U[0, sum).
+
+    The sums are in float64, so every token keeps its own interval, however small its
+    probability (in float32 those under ~1e-7 would merge into their neighbours'). A token of
+    probability 0 has an empty interval and is never drawn.
+
+    >>> draw_tokens(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]]))
+    tensor([1, 2])
+    """
+    cdf = probs.cumsum(-1, dtype=torch.float64)
+    totals = cdf[:, -1:]
+    if not (torch.isfinite(totals) & (totals > 0)).all():
+        raise ValueError("probability rows must be finite with a positive sum (the logits hold inf or nan)")
+    thresholds = torch.rand(totals.shape, dtype=torch.float64, device=probs.device) * totals
+    return torch.searchsorted(cdf, thresholds, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
 
 
 def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):

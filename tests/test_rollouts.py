@@ -1,6 +1,8 @@
 """CPU rollouts (affect_rl/rollouts.py): the same samples, truncation flags, loss and gradients as
 TRL's own generation path, on a tiny random Llama with SmolLM2's tokenizer."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -68,12 +70,15 @@ def trl_generate(trainer, prompts, seed):
 
 def test_fast_rollouts_sample_what_trl_samples(model_dir, emotion_file, tmp_path, eos_bias, monkeypatch):
     # fp32 (no bf16 copy): the shared prefill and the EOS cut alone, against TRL at the same seed.
+    # torch.multinomial draws the tokens, as in TRL, so the random streams agree; the inverse-CDF
+    # draw is checked on its own below (same distribution, another stream).
     trainer = build(model_dir, emotion_file, tmp_path, generation_kwargs=eos_bias)
     assert isinstance(trainer.rollout_func, rollouts.CpuRollouts)
     prompts = [row["prompt"] for row in generation_batch(trainer)]
     prefilled = []
     prefill = rollouts.prefill
     monkeypatch.setattr(rollouts, "prefill", lambda model, ids, mask: prefilled.append(len(ids)) or prefill(model, ids, mask))
+    monkeypatch.setattr(rollouts, "inverse_cdf_sampling", contextlib.nullcontext)
 
     for seed in (0, 1):
         torch.manual_seed(seed)
@@ -204,3 +209,38 @@ def test_cpu_speedups_leave_deepspeed_and_fsdp_runs_to_trl(settings, environment
 ])
 def test_cut_after_first_eos(rows, eos, expected):
     assert rollouts.cut_after_first_eos(torch.tensor(rows), eos) == expected
+
+
+def test_draw_tokens_follows_the_distribution():
+    # 3 rows of weights over 6 tokens, zeros included and rows not summing to 1; 40,000 draws each.
+    weights = torch.tensor([[0.5, 0.0, 0.25, 0.125, 0.125, 0.0],
+                            [0.0, 0.0, 0.0, 0.0, 0.0, 3.0],
+                            [1e-3, 2.0, 0.0, 1.0, 0.999, 0.0]])
+    torch.manual_seed(0)
+    draws = rollouts.draw_tokens(weights.repeat_interleave(40_000, dim=0)).view(3, 40_000)
+    counts = torch.stack([torch.bincount(row, minlength=6) for row in draws]).double()
+    expected = weights.double() / weights.double().sum(-1, keepdim=True)
+    assert counts[weights == 0].sum() == 0  # a zero-probability token is never drawn
+    # within 5 standard errors of each token's probability
+    assert ((counts / 40_000 - expected).abs() <= 5 * (expected * (1 - expected) / 40_000).sqrt() + 1e-12).all()
+    assert counts[2, 0] > 0  # a 1/4000 token still gets drawn
+
+
+def test_draw_tokens_refuses_nan_and_empty_rows():
+    for probs in (torch.tensor([[0.5, float("nan")]]), torch.tensor([[0.0, 0.0]])):
+        with pytest.raises(ValueError, match="finite with a positive sum"):
+            rollouts.draw_tokens(probs)
+
+
+def test_inverse_cdf_sampling_swaps_only_generates_call_and_restores_torch():
+    multinomial = torch.multinomial
+    probs = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(RuntimeError, match="boom"), rollouts.inverse_cdf_sampling():
+        assert torch.multinomial is not multinomial
+        assert torch.multinomial(probs, num_samples=1).tolist() == [[1], [2]]
+        torch.manual_seed(0)
+        several = torch.multinomial(probs.repeat(1, 2), 2)  # two samples per row: torch's own
+        torch.manual_seed(0)
+        assert torch.equal(several, multinomial(probs.repeat(1, 2), 2))
+        raise RuntimeError("boom")
+    assert torch.multinomial is multinomial
