@@ -42,6 +42,8 @@ from affect_rl.report import markdown_report, plot_reward_curves, write_report
 from affect_rl.stats import Bootstrap, Metric, bootstrap
 from rewards.templates import get_template
 
+DTYPES = ("auto", "float32", "bfloat16")  # generation weights; auto: affect_rl.generation.generation_dtype
+
 
 @dataclass
 class EvalArguments(DataArguments):
@@ -60,6 +62,12 @@ class EvalArguments(DataArguments):
     output_dir: str = field(default="runs/eval", metadata={"help": "Where report.json/.md, plots and completions go."})
     batch_size: int = field(default=16, metadata={"help": "Generation batch size."})
     max_new_tokens: int = field(default=96, metadata={"help": "Generation length cap (tokens)."})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "Weights' dtype for generation: auto (bf16 where the device runs it natively, else "
+                          "fp32), float32 or bfloat16. Use float32 to compare checkpoints a few small steps apart "
+                          "(GRPO from SFT): bf16 rounding alone moves their greedy scores."},
+    )  # fmt: skip
     n_bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for the intervals."})
     seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
     judge: dict | None = field(
@@ -77,6 +85,8 @@ class EvalArguments(DataArguments):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.models is not None and (not isinstance(self.models, dict) or not self.models):
             raise ConfigError(f"models must map labels to checkpoints, e.g. {{base: smollm2-135m-instruct}}; "
                               f"got {self.models!r}")  # fmt: skip
@@ -192,7 +202,8 @@ def evaluate_checkpoints(
     records_by_label = {}
     for label, model in models.items():
         completions = generate_completions(model, prompts, batch_size=eval_args.batch_size,
-                                           max_new_tokens=eval_args.max_new_tokens, images=images)  # fmt: skip
+                                           max_new_tokens=eval_args.max_new_tokens, images=images,
+                                           dtype=eval_args.dtype)  # fmt: skip
         judge_scores = _call(judge, prompts, list(completions), rows) if judge else None
         records = score_rows(task, template, completions, rows, classes, judge_scores)
         records_by_label[label] = records

@@ -76,9 +76,11 @@ def generate_completions(
     progress: bool = True,
     sampling: Sampling = GREEDY,
     images: Sequence[list] | None = None,
+    dtype: str = "auto",
 ) -> Completions:
     """Completions of chat ``prompts`` (message lists), ``sampling.n`` per prompt, prompt-major
     (prompt i's completions at ``i * n ... i * n + n - 1``); greedy unless ``sampling`` samples.
+    ``dtype`` is the weights' dtype: "float32", "bfloat16", or "auto" for ``generation_dtype``'s choice.
 
     ``images``: per prompt, its image values (paths, Image features or PIL images; see
     ``affect_rl.data.media``), for a vision-language model. vLLM when ``vllm_usable()``, else HF
@@ -92,17 +94,17 @@ def generate_completions(
     if is_vision_language(model_name_or_path):
         prompts = [multimodal_prompt(prompt, images[i] if images else []) for i, prompt in enumerate(prompts)]
     if vllm_usable() and not is_adapter_folder(resolve_model_path(model_name_or_path)):
-        return _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling)
-    return _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling)
+        return _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling, dtype)
+    return _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling, dtype)
 
 
 @torch.inference_mode()
-def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling) -> Completions:
+def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progress, sampling, dtype) -> Completions:
     from transformers import GenerationConfig
     from trl import ModelConfig
 
     device = "cuda" if cuda_available() else "cpu"
-    dtype = generation_dtype(device)
+    dtype = generation_dtype(device) if dtype == "auto" else dtype
     processing_class = load_processing_class(model_name_or_path, padding_side="left")
     tokenizer = getattr(processing_class, "tokenizer", processing_class)
     # A LoRA adapter checkpoint is merged into its base model for generation.
@@ -151,6 +153,11 @@ def generation_dtype(device: str) -> str:
     step of SmolLM2-135M at batch 32 took 178 ms under autocast and 133 ms with bf16 weights
     (``python bench/eval_dtype.py``). Either bf16 setting changes some greedy completions
     against fp32 (17 and 14 of 32 stayed identical there).
+
+    Rounding to bf16 also hides or magnifies small weight changes: the demo's SFT model with
+    Gaussian noise of GRPO's update size (RMS 6e-5 against weights of RMS 0.18) changed 51-63 of
+    160 greedy validation completions and moved EW F by +0.015 to +0.037 in bf16, and changed
+    3-5 of them (EW F within 0.002) in fp32. Compare such checkpoints with ``dtype: float32``.
     """
     native_bf16 = cuda_supports_bf16() if device == "cuda" else cpu_supports_bf16()
     return "bfloat16" if native_bf16 else "float32"
@@ -184,7 +191,7 @@ def vllm_image_inputs(processor, prompts: Sequence[list[dict]]) -> list[dict]:
     return inputs
 
 
-def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling) -> Completions:
+def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampling, dtype) -> Completions:
     from vllm import LLM, SamplingParams
 
     path = resolve_model_path(model_name_or_path)
@@ -192,11 +199,11 @@ def _generate_vllm(model_name_or_path, prompts, max_new_tokens, progress, sampli
                             max_tokens=max_new_tokens, skip_special_tokens=True, seed=sampling.seed)  # fmt: skip
     if is_vision_language(model_name_or_path):
         most_images = max(len(prompt_images(prompt)) for prompt in prompts)
-        llm = LLM(model=path, seed=sampling.seed, limit_mm_per_prompt={"image": max(1, most_images)})
+        llm = LLM(model=path, seed=sampling.seed, dtype=dtype, limit_mm_per_prompt={"image": max(1, most_images)})
         results = llm.generate(vllm_image_inputs(load_processing_class(model_name_or_path), prompts), params,
                                use_tqdm=progress)  # fmt: skip
     else:
-        llm = LLM(model=path, seed=sampling.seed)
+        llm = LLM(model=path, seed=sampling.seed, dtype=dtype)
         results = llm.chat(list(prompts), params, use_tqdm=progress)
     outputs = [output for result in results for output in result.outputs]
     # Free the GPU before the next checkpoint of the same report loads.

@@ -196,6 +196,25 @@ def test_generation_runs_bf16_only_where_the_device_has_it_natively(monkeypatch)
         assert generation.generation_dtype("cuda") == ("float32" if native else "bfloat16")
 
 
+def test_eval_dtype_sets_the_generation_weights_dtype(tiny_model_dir, tmp_path, monkeypatch):
+    loaded = []
+    load = generation.load_causal_lm
+
+    def recording_load(model_args, **kwargs):
+        loaded.append(model_args.dtype)
+        return load(model_args, **kwargs)
+
+    monkeypatch.setattr(generation, "load_causal_lm", recording_load)
+    monkeypatch.setattr(generation, "cpu_supports_bf16", lambda: True)
+    data = tmp_path / "emotion.jsonl"
+    data.write_text(json.dumps({"text": "I lost my keys again.", "emotions": ["annoyed"]}) + "\n")
+    for dtype, expected in (("auto", "bfloat16"), ("float32", "float32"), ("bfloat16", "bfloat16")):
+        report = evaluate_checkpoints({"m": tiny_model_dir}, EvalArguments(
+            dataset=str(data), task="emotion", max_new_tokens=2, n_bootstrap=10, dtype=dtype,
+            output_dir=str(tmp_path / dtype)))
+        assert loaded[-1] == expected and report["n_rows"] == 1
+
+
 def test_generation_returns_one_string_per_prompt_and_respects_max_new_tokens(tiny_model_dir, monkeypatch):
     # fp32, so that padding cannot change a greedy choice through bf16 rounding.
     monkeypatch.setattr(generation, "cpu_supports_bf16", lambda: False)
@@ -323,6 +342,8 @@ def test_eval_arguments_refuse_bad_settings():
         EvalArguments(dataset="demo:emotion", batch_size=-1)
     with pytest.raises(ConfigError, match="max_new_tokens must be a positive integer; got 0"):
         EvalArguments(dataset="demo:emotion", max_new_tokens=0)
+    with pytest.raises(ConfigError, match="dtype must be one of auto, float32, bfloat16; got 'fp16'"):
+        EvalArguments(dataset="demo:emotion", dtype="fp16")
 
 
 def test_eval_cli_scores_a_whole_unsplit_file_with_per_dataset_metrics(tiny_model_dir, tmp_path, capsys):
