@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="affect-rl eval [--config FILE] --model LABEL=CKPT [--model ...] [--key value ...]",
         epilog="Keys: every field of EvalArguments, i.e. the data keys of a stage recipe (dataset, format, "
                "column_mapping, task, template, system_prompt, label_set, ...) plus split, output_dir, batch_size, "
-               "max_new_tokens, n_bootstrap, seed, judge, breakdown_column. --data is short for --dataset.")
+               "max_new_tokens, dtype, n_bootstrap, seed, judge, breakdown_column. --data is short for --dataset.")
     evaluate.add_argument("--config", help="a YAML file of eval keys")
     evaluate.add_argument("--model", action="append", default=[], metavar="CKPT",
                           help="a checkpoint (path, hub id or alias); repeat to compare; LABEL=CKPT names it")

@@ -37,8 +37,8 @@ TRAINING_KEYS = {"name", "stage", "config", "overrides", "model_from", "dataset_
 # An eval stage takes the EvalArguments keys (its output_dir is the stage's folder).
 EVAL_KEYS = {"name", "stage", "models", "dataset", "dataset_mixture", "dataset_config", "format", "format_options",
              "encoding", "task", "template", "system_prompt", "label_set", "column_mapping", "ignore_media",
-             "test_split", "split", "max_test_samples", "batch_size", "max_new_tokens", "n_bootstrap", "seed", "judge",
-             "breakdown_column", "dataset_from"}
+             "test_split", "split", "max_test_samples", "batch_size", "max_new_tokens", "dtype", "n_bootstrap", "seed",
+             "judge", "breakdown_column", "dataset_from"}
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder name: no "/", "..", spaces or dots
 
 

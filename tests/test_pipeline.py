@@ -272,3 +272,17 @@ def test_a_pipeline_extends_another_and_overrides_its_stages(tmp_path):
     (gpu / "loop.yaml").write_text("extends: loop.yaml\n")
     with pytest.raises(ConfigError, match="`extends` loops back"):
         load_pipeline_recipe(str(gpu / "loop.yaml"))
+
+
+def test_eval_stage_takes_every_setting_of_the_eval_itself():
+    # pipeline_recipe lists the keys by hand (importing affect_rl.evaluate would slow every --help).
+    import dataclasses
+
+    from affect_rl.data.arguments import DataArguments
+    from affect_rl.evaluate import EVAL_FIELDS
+    from affect_rl.pipeline_recipe import EVAL_KEYS
+
+    pipeline_only = {"name", "stage", "models", "dataset_from"}  # output_dir is the stage's folder
+    eval_own = set(EVAL_FIELDS) - {f.name for f in dataclasses.fields(DataArguments)} - {"models", "output_dir"}
+    assert "dtype" in eval_own and eval_own <= EVAL_KEYS
+    assert EVAL_KEYS - pipeline_only <= set(EVAL_FIELDS)
