@@ -138,7 +138,9 @@ def sample_completions(model, prompt_ids: list[list[int]], generation_config, eo
 @contextlib.contextmanager
 def inverse_cdf_sampling():
     """Within the block, ``torch.multinomial(probs, 1)`` on a 2-D ``probs`` (the call ``generate``
-    makes for each sampled token) is ``draw_tokens(probs)[:, None]``; every other call is torch's."""
+    makes for each sampled token) is ``draw_tokens(probs)[:, None]``; every other call is torch's.
+    ``generate`` has no hook for the draw, so the block swaps torch's function while it runs, and
+    puts it back however the block ends."""
     multinomial = torch.multinomial
 
     def draw(input, num_samples, replacement=False, *, generator=None, out=None):
@@ -167,7 +169,8 @@ def draw_tokens(probs: torch.Tensor) -> torch.Tensor:
     cdf = probs.cumsum(-1, dtype=torch.float64)
     totals = cdf[:, -1:]
     if not (torch.isfinite(totals) & (totals > 0)).all():
-        raise ValueError("probability rows must be finite with a positive sum (the logits hold inf or nan)")
+        raise ValueError("the sampler's next-token probabilities hold inf or nan (rows must be finite with a positive "
+                         "sum): the policy diverged; lower the learning rate or resume from an earlier checkpoint")
     thresholds = torch.rand(totals.shape, dtype=torch.float64, device=probs.device) * totals
     return torch.searchsorted(cdf, thresholds, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
 
