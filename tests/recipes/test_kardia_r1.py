@@ -3,6 +3,7 @@
 found through AFFECT_RL_JUDGE_URL as the Slurm launcher sets it."""
 
 import importlib.util
+import re
 import sys
 
 import pytest
@@ -75,7 +76,12 @@ def test_kardia_r1_cpu_pipeline_trains_with_the_judge(tmp_path, in_repo, answeri
     assert {"rewards/accuracy/mean", "rewards/rubric/mean", "rewards/format/mean"} <= set(metrics)
     assert fake_judge.bodies and all(body["model"] == "fake" for body in fake_judge.bodies)  # the listed model
     asked = [body["messages"][-1]["content"] for body in fake_judge.bodies]
-    assert all("I hear you." in question for question in asked)  # the judge grades the <response> span
+    # The judge grades the <response> span alone: no other span's marker reaches it. Sampling may stray
+    # from the two taught answers (the tiny model is not exact), so most replies, not all, are the taught one.
+    replies = [re.search(r'Reply to grade \(block (\w+)\):\n"""\n(.*?)\n""" \(end of block \1\)', question, re.S)[2]
+               for question in asked]  # fmt: skip
+    assert not any("_begin|>" in reply or "_end|>" in reply for reply in replies)
+    assert sum(reply == "I hear you." for reply in replies) > len(replies) / 2
     assert report["task"] == "empathy" and report["n_rows"] == 4
     assert {"judge", "accuracy", "format"} <= set(report["summary"]["grpo"])
     assert 0.0 <= report["summary"]["grpo"]["judge"] <= 0.75
