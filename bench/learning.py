@@ -71,7 +71,7 @@ def run_seed(seed: int, output: Path, split: str, n_bootstrap: int) -> dict:
         "seed": seed,
         "checkpoints": {label: entry["metrics"][METRIC] for label, entry in report["checkpoints"].items()},
         "grpo-sft": report["differences"]["grpo-sft"]["metrics"][METRIC],
-        "grpo-sft_continued": _negated(report["differences"]["sft_continued-grpo"]["metrics"][METRIC]),
+        "grpo-sft_continued": paired_difference(run_dir / f"eval-{split}", "grpo", "sft_continued", n_bootstrap),
         "random_step-sft": paired_difference(run_dir / f"eval-{split}", "random_step", "sft", n_bootstrap),
         "grpo_update_rms": update_rms,
         "seconds": {"sft_stage": stages["sft"]["wall_time_s"], "grpo_stage": stages["grpo"]["wall_time_s"],
@@ -104,10 +104,6 @@ def paired_difference(eval_dir: Path, minuend: str, subtrahend: str, n_bootstrap
     metrics = evaluate.task_metrics("emotion", "r1", referenced=True)
     summary = evaluate.summarise(records, metrics, n_bootstrap=n_bootstrap)
     return summary["differences"][f"{minuend}-{subtrahend}"]["metrics"][METRIC]
-
-
-def _negated(interval: dict) -> dict:
-    return {"value": -interval["value"], "ci_low": -interval["ci_high"], "ci_high": -interval["ci_low"]}
 
 
 def cell(interval: dict, signed: bool = False) -> str:
