@@ -2,8 +2,9 @@
 
 Greedy by default (evaluation); ``Sampling`` draws several completions per prompt (the select
 and synthesize stages). vLLM when it is installed and a CUDA GPU is visible, otherwise batched
-HF ``generate`` (left padding, prompts of similar length batched together, bf16 weights on GPUs
-and CPUs with native bf16). ``Completions`` carries, beside the texts, each completion's token
+HF decoding: left padding, prompts of similar length batched together, bf16 weights on GPUs
+and CPUs with native bf16; greedy rows leave the batch as they end (``greedy_decoding``), and
+sampling runs ``generate``. ``Completions`` carries, beside the texts, each completion's token
 count and whether it was cut at ``max_new_tokens``.
 
 Prompts with images (a vision-language model) go through the model's processor: the images become
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from affect_rl.data.media import multimodal_prompt
 from affect_rl.errors import DataError
+from affect_rl.greedy_decoding import greedy_decode
 from affect_rl.hardware import cpu_supports_bf16, cuda_available, cuda_supports_bf16
 from affect_rl.models import (
     is_adapter_folder,
@@ -116,6 +118,9 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
         max_new_tokens=max_new_tokens, do_sample=not sampling.greedy, num_return_sequences=sampling.n,
         eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id, **sampled,
     )  # fmt: skip
+    # Greedy text generation drops each row as it ends (affect_rl/greedy_decoding.py); sampling and
+    # images go through ``generate``.
+    drop_finished_rows = sampling.greedy and not is_vision_language(model_name_or_path)
     torch.manual_seed(sampling.seed)
     texts = [processing_class.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
              for chat in prompts]  # fmt: skip
@@ -131,8 +136,11 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
                 text=[texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False,
                 **({"images": batch_images} if any(batch_images) else {}),
             ).to(device)  # fmt: skip
-            output = model.generate(**inputs, generation_config=config)
-            generated = output[:, inputs["input_ids"].shape[1] :].tolist()
+            if drop_finished_rows:
+                generated = greedy_decode(model, inputs["input_ids"], inputs["attention_mask"], config, eos_ids)
+            else:
+                output = model.generate(**inputs, generation_config=config)
+                generated = output[:, inputs["input_ids"].shape[1] :].tolist()
             for position, tokens in enumerate(generated):  # generate returns each prompt's n in a row
                 slot = batch[position // sampling.n] * sampling.n + position % sampling.n
                 end = next((k + 1 for k, token in enumerate(tokens) if token in eos_ids), None)

@@ -58,6 +58,27 @@ def tiny_model_dir(tmp_path_factory, smollm2_tokenizer):
 
 
 @pytest.fixture(scope="session")
+def peaked_model_dir(tmp_path_factory, smollm2_tokenizer):
+    """A tiny Llama initialised with a wide spread (std 0.4): its next-token distributions are
+    peaked (entropy ~6.6 nats, not the ~10.8 of a uniform one) and depend on the context, so a
+    wrong position or cache entry changes the samples. EOS is the padding token (a zero row)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(smollm2_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.4,
+        bos_token_id=smollm2_tokenizer.bos_token_id, eos_token_id=smollm2_tokenizer.eos_token_id,
+        pad_token_id=smollm2_tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("peaked-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    smollm2_tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def tiny_vlm_dir(tmp_path_factory, tiny_model_dir):
     """An Idefics3 VLM built as the offline one is, from the tiny Llama: a 1-layer, 32-wide vision
     encoder on 32 px images (4 image tokens per image)."""

@@ -12,26 +12,6 @@ from affect_rl.config import build_stage_config
 REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, smollm2_tokenizer):
-    """A tiny Llama initialised with a wide spread (std 0.4): its next-token distributions are
-    peaked (entropy ~6.6 nats, not the ~10.8 of a uniform one) and depend on the context, so a
-    wrong position or cache entry changes the samples. EOS is the padding token (a zero row)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(smollm2_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.4,
-        bos_token_id=smollm2_tokenizer.bos_token_id, eos_token_id=smollm2_tokenizer.eos_token_id,
-        pad_token_id=smollm2_tokenizer.pad_token_id,
-    )
-    folder = tmp_path_factory.mktemp("peaked-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    smollm2_tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture()
 def eos_bias(smollm2_tokenizer):
     """generation_kwargs for a logit bias on EOS that ends about a third of the 12-token
@@ -39,9 +19,9 @@ def eos_bias(smollm2_tokenizer):
     return {"sequence_bias": [[[smollm2_tokenizer.eos_token_id], 13.0]]}
 
 
-def build(model_dir, data_file, output_dir, **extra):
+def build(peaked_model_dir, data_file, output_dir, **extra):
     values = {
-        "model_name_or_path": model_dir, "dataset": data_file, "task": "emotion", "template": "r1",
+        "model_name_or_path": peaked_model_dir, "dataset": data_file, "task": "emotion", "template": "r1",
         "test_size": 0.2, "rewards": REWARDS, "output_dir": str(output_dir), "learning_rate": 1e-2,
         "per_device_train_batch_size": 8, "num_generations": 2, "max_completion_length": 12, "max_steps": 2,
         "logging_steps": 1, "save_strategy": "no", "report_to": "none", "num_sample_prompts": 0,
@@ -68,11 +48,11 @@ def trl_generate(trainer, prompts, seed):
         trainer.rollout_func = hook
 
 
-def test_fast_rollouts_sample_what_trl_samples(model_dir, emotion_file, tmp_path, eos_bias, monkeypatch):
+def test_fast_rollouts_sample_what_trl_samples(peaked_model_dir, emotion_file, tmp_path, eos_bias, monkeypatch):
     # fp32 (no bf16 copy): the shared prefill and the EOS cut alone, against TRL at the same seed.
     # torch.multinomial draws the tokens, as in TRL, so the random streams agree; the inverse-CDF
     # draw is checked on its own below (same distribution, another stream).
-    trainer = build(model_dir, emotion_file, tmp_path, generation_kwargs=eos_bias)
+    trainer = build(peaked_model_dir, emotion_file, tmp_path, generation_kwargs=eos_bias)
     assert isinstance(trainer.rollout_func, rollouts.CpuRollouts)
     prompts = [row["prompt"] for row in generation_batch(trainer)]
     prefilled = []
@@ -97,13 +77,13 @@ def test_fast_rollouts_sample_what_trl_samples(model_dir, emotion_file, tmp_path
     assert len({len(ids) for ids in prompt_ids}) > 1  # prompts of several lengths: left padding was exercised
 
 
-def test_same_completions_give_trl_loss_and_gradients(model_dir, emotion_file, tmp_path, eos_bias):
+def test_same_completions_give_trl_loss_and_gradients(peaked_model_dir, emotion_file, tmp_path, eos_bias):
     """The bf16 rollout path changes how completions are produced and nothing else: given the same
     completions, TRL's path yields the same batch, loss and gradient of every parameter."""
     settings = {"bf16": True, "mask_truncated_completions": True, "generation_kwargs": eos_bias,
                 "share_prompts": False}  # the loss exactly as TRL computes it (see test_shared_prompts.py)
-    fast = build(model_dir, emotion_file, tmp_path / "fast", **settings)
-    shipped = build(model_dir, emotion_file, tmp_path / "trl", fast_rollouts=False, **settings)
+    fast = build(peaked_model_dir, emotion_file, tmp_path / "fast", **settings)
+    shipped = build(peaked_model_dir, emotion_file, tmp_path / "trl", fast_rollouts=False, **settings)
     assert shipped.rollout_func is None
     batch = generation_batch(fast)
 
@@ -141,9 +121,9 @@ def test_same_completions_give_trl_loss_and_gradients(model_dir, emotion_file, t
         torch.testing.assert_close(param.grad, shipped_params[name].grad, rtol=0, atol=0, msg=name)
 
 
-def test_bf16_copy_is_synced_with_the_policy_at_each_rollout(model_dir, emotion_file, tmp_path, eos_bias):
+def test_bf16_copy_is_synced_with_the_policy_at_each_rollout(peaked_model_dir, emotion_file, tmp_path, eos_bias):
     # Completions of varied length, so the length reward varies and the policy moves.
-    trainer = build(model_dir, emotion_file, tmp_path, bf16=True, max_steps=3, generation_kwargs=eos_bias)
+    trainer = build(peaked_model_dir, emotion_file, tmp_path, bf16=True, max_steps=3, generation_kwargs=eos_bias)
     hook = trainer.rollout_func
     gaps, steps = [], []
 
