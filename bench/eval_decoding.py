@@ -1,6 +1,7 @@
-"""Greedy eval decoding on the CPU: HF ``generate``, which keeps finished rows in the batch until
-the last one ends, against ``greedy_decode``, which drops each row as it ends (what
-``affect-rl eval`` runs for text models).
+"""Greedy eval decoding on the CPU: HF ``generate``, which prefills every prompt whole and keeps
+finished rows in the batch until the last one ends, against ``greedy_decode`` (what
+``affect-rl eval`` runs for text models), which prefills the prompts' common prefix once and
+drops each row as it ends.
 
     python bench/eval_decoding.py --model runs/demo/sft [--split test] [--batch_size 96]
                                   [--max_new_tokens 48] [--dtype float32]
@@ -45,7 +46,7 @@ def main() -> None:
     print(f"{len(texts)} {args.split} prompts in batches of {args.batch_size}, up to {args.max_new_tokens} new tokens, "
           f"{args.dtype}, {torch.get_num_threads()} threads")
 
-    seconds = {"generate": 0.0, "drop finished rows": 0.0}
+    seconds = {"generate": 0.0, "greedy_decode": 0.0}
     same = row_steps = finished_row_steps = 0
     for start in range(0, len(texts), args.batch_size):
         inputs = tokenizer(texts[start : start + args.batch_size], return_tensors="pt", padding=True,
@@ -57,7 +58,7 @@ def main() -> None:
         reference = cut_after_first_eos(output[:, inputs["input_ids"].shape[1] :], eos)
         began = time.perf_counter()
         decoded = greedy_decode(model, inputs["input_ids"], inputs["attention_mask"], config, eos)
-        seconds["drop finished rows"] += time.perf_counter() - began
+        seconds["greedy_decode"] += time.perf_counter() - began
         same += sum(a == b for a, b in zip(reference, decoded))
         steps = output.shape[1] - inputs["input_ids"].shape[1]
         row_steps += steps * len(reference)
@@ -66,7 +67,7 @@ def main() -> None:
     print(f"generate spends {finished_row_steps / row_steps:.0%} of its row-steps on rows that have ended")
     for name, value in seconds.items():
         print(f"{name:<20} {value:7.1f} s")
-    print(f"drop finished rows / generate: {seconds['drop finished rows'] / seconds['generate']:.2f}; "
+    print(f"greedy_decode / generate: {seconds['greedy_decode'] / seconds['generate']:.2f}; "
           f"identical completions: {same}/{len(texts)}")
 
 

@@ -1,5 +1,5 @@
-"""Greedy decoding that drops finished rows (affect_rl/greedy_decoding.py): ``generate``'s greedy
-tokens, with fewer rows in each step once some have ended."""
+"""Greedy decoding for the eval (affect_rl/greedy_decoding.py): ``generate``'s greedy tokens, with the
+prompts' common prefix run once and fewer rows in each step once some have ended."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig
 from affect_rl.greedy_decoding import greedy_decode
 from affect_rl.rollouts import cut_after_first_eos, left_pad
 
-PROMPTS = [(1, 57, 902, 4410), (1, 33), (1, 57, 902, 4410, 118, 9, 3005, 61), (1, 2718, 16, 77, 5)]
+PROMPTS = [(1, 57, 902, 4410), (1, 57, 902, 33), (1, 57, 902, 4410, 118, 9, 3005, 61), (1, 57, 902, 2718, 16, 77, 5)]
 
 
 @pytest.fixture()
@@ -35,16 +35,19 @@ def generate_greedily(model, max_new_tokens=14):
 def test_greedy_decoding_gives_generates_tokens_rows_ending_at_different_steps(model):
     expected, decoded = generate_greedily(model)
     assert decoded == expected
-    assert [len(tokens) for tokens in decoded] == [10, 14, 4, 14]  # two rows end early, two run to the cap
-    assert [tokens[-1] == model.config.eos_token_id for tokens in decoded] == [True, False, True, False]
+    assert [len(tokens) for tokens in decoded] == [10, 5, 4, 14]  # three rows end early, one runs to the cap
+    assert [tokens[-1] == model.config.eos_token_id for tokens in decoded] == [True, True, True, False]
 
 
-def test_finished_rows_leave_the_batch(model):
-    batch_sizes = []
-    model.register_forward_pre_hook(lambda _, args, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]),
+def test_the_shared_prefix_runs_once_and_finished_rows_leave_the_batch(model):
+    shapes = []
+    model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
                                     with_kwargs=True)  # fmt: skip
     _, decoded = generate_greedily(model)
-    batch_sizes = batch_sizes[-max(len(tokens) for tokens in decoded) :]  # this call's decoding steps
-    running = [sum(len(tokens) > step for tokens in decoded) for step in range(len(batch_sizes))]
-    assert batch_sizes == running
-    assert batch_sizes[0] == len(PROMPTS) > batch_sizes[-1]
+    steps = max(len(tokens) for tokens in decoded)
+    prefill, decoding = shapes[-steps - 2 : -steps], [rows for rows, _ in shapes[-steps:]]
+    # The 3 tokens every prompt starts with, once; then each row's rest but its last token (the
+    # longest prompt has 8 tokens); then one token a row while it runs.
+    assert prefill == [(1, 3), (len(PROMPTS), 4)]
+    assert decoding == [sum(len(tokens) > step for tokens in decoded) for step in range(steps)]
+    assert decoding[:6] == [4, 4, 4, 4, 3, 2]
