@@ -21,7 +21,7 @@ from affect_rl.hardware import cpu_speedups_apply, cuda_available
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
-from affect_rl.shared_prompts import share_prompt_forward
+from affect_rl.shared_prompts import share_prompts_in
 from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 
@@ -87,8 +87,7 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
             rollout_func=cpu_rollouts(cfg.training, processing_class) if cfg.recipe.fast_rollouts else None,
         )
     if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
-        # The model TRL gave its fused LM head (under a LoRA adapter: the base model).
-        share_prompt_forward(trainer.model.get_base_model() if hasattr(trainer.model, "peft_config") else trainer.model)
+        share_prompts_in(trainer)
     return trainer, splits
 
 

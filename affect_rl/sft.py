@@ -17,7 +17,9 @@ from __future__ import annotations
 from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_sft_dataset
+from affect_rl.hardware import cpu_speedups_apply
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
+from affect_rl.shared_prompts import share_prompts_in
 from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
 from affect_rl.tracking import prepare_tracking
 
@@ -60,6 +62,8 @@ def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None):
                                                trust_remote_code=trust),
         peft_config=training_setup(model, cfg.model, cfg.recipe),
     )
+    if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
+        share_prompts_in(trainer)
     run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

@@ -147,3 +147,40 @@ def test_grpo_loss_and_gradients_match_trls_given_the_same_completions(tiny_mode
     for name, param in shared.model.named_parameters():
         grad = shipped_params[name].grad
         torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
+
+
+def test_sft_runs_the_common_system_turn_once_with_trls_loss_and_gradients(tiny_model_dir, emotion_file, tmp_path,
+                                                                            monkeypatch):
+    """SFT's right-padded rows of different prompts share the chat template's system turn."""
+    from affect_rl import sft
+
+    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
+              "max_steps": 1, "per_device_train_batch_size": 4, "report_to": "none", "num_sample_prompts": 0,
+              "bf16": False, "learning_rate": 0.0}
+    trainers = {}
+    monkeypatch.setattr("affect_rl.sft.run_training", lambda trainer, cfg: trainers.setdefault(cfg.recipe.share_prompts,
+                                                                                                 trainer))
+    monkeypatch.setattr("affect_rl.sft.finish_stage", lambda *args: None)
+    for share in (True, False):
+        sft.run(dict(values, output_dir=str(tmp_path / str(share)), share_prompts=share))
+    shared, shipped = trainers[True], trainers[False]
+    assert getattr(shared.model.forward, "shares_prompts", False)
+    assert not getattr(shipped.model.forward, "shares_prompts", False)
+
+    batch = next(iter(shipped.get_train_dataloader()))
+    width = batch["input_ids"].shape[1]
+    system_turn = 42  # "<|im_start|>system\nThink briefly, then answer in this format: ...<|im_end|>\n"
+    assert shared_prompt_plan(batch["input_ids"], batch["attention_mask"], batch["labels"])[0] == system_turn
+    positions = []
+    shared.model.get_input_embeddings().register_forward_hook(lambda module, args, output: positions.append(args[0].shape))
+    losses = []
+    for trainer in (shared, shipped):
+        loss = trainer.compute_loss(trainer.model, {key: value.clone() for key, value in batch.items()})
+        loss.backward()
+        losses.append(loss.detach())
+    assert positions == [(1, system_turn), (4, width - system_turn)]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    shipped_params = dict(shipped.model.named_parameters())
+    for name, param in shared.model.named_parameters():
+        grad = shipped_params[name].grad
+        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
