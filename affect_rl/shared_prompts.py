@@ -13,7 +13,7 @@ skips prompt positions (``affect_rl.cpu_speedups``), but the transformer layers 
   KV cache (``shared_prompt_plan`` picks the part: GRPO's whole prompts, or the prefix common to
   every row);
 - each row then runs its last prompt token and its completion on its prompt's cache
-  (``DynamicCache.batch_select_indices``), with the same positions and attention mask as the
+  (each row's copy of it), with the same positions and attention mask as the
   whole row would have.
 
 Gradients flow back through the cache into the shared prompt computation, summed over its rows,
@@ -113,5 +113,23 @@ def prompt_cache(model, input_ids, attention_mask, rows):
         return None
     getattr(model, model.base_model_prefix)(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
                                             use_cache=True)
-    cache.batch_select_indices(rows)
+    for layer in cache.layers:
+        layer.keys, layer.values = _SelectRows.apply(layer.keys, rows), _SelectRows.apply(layer.values, rows)
     return cache
+
+
+class _SelectRows(torch.autograd.Function):
+    """``source[rows]``, whose gradient sums each source row's copies one source row at a time.
+    Indexing's own backward accumulates with a parallel ``index_put_`` on CPU, whose order of
+    additions varies from run to run: SFT's weights then differed between two identical runs."""
+
+    @staticmethod
+    def forward(ctx, source, rows):
+        ctx.save_for_backward(rows)
+        ctx.num_sources = source.shape[0]
+        return source[rows]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (rows,) = ctx.saved_tensors
+        return torch.stack([grad[rows == source].sum(dim=0) for source in range(ctx.num_sources)]), None

@@ -38,23 +38,27 @@ def smollm2_tokenizer():
     return load_tokenizer("smollm2-135m-instruct")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, smollm2_tokenizer):
-    """A 2-layer, 64-wide Llama with SmolLM2's tokenizer and chat template, saved to disk."""
+def save_tiny_llama(folder, tokenizer, **config) -> str:
+    """A 2-layer, 64-wide Llama (seed 0) with ``tokenizer`` and its chat template, saved to ``folder``;
+    ``config``: further LlamaConfig values."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(smollm2_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=smollm2_tokenizer.bos_token_id, eos_token_id=smollm2_tokenizer.eos_token_id,
-        pad_token_id=smollm2_tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **config,
     )
-    folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
-    smollm2_tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_tokenizer):
+    """A 2-layer, 64-wide Llama with SmolLM2's tokenizer and chat template, saved to disk."""
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), smollm2_tokenizer, max_position_embeddings=1024)
 
 
 @pytest.fixture(scope="session")
@@ -62,20 +66,7 @@ def peaked_model_dir(tmp_path_factory, smollm2_tokenizer):
     """A tiny Llama initialised with a wide spread (std 0.4): its next-token distributions are
     peaked (entropy ~6.6 nats, not the ~10.8 of a uniform one) and depend on the context, so a
     wrong position or cache entry changes the samples. EOS is the padding token (a zero row)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(smollm2_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.4,
-        bos_token_id=smollm2_tokenizer.bos_token_id, eos_token_id=smollm2_tokenizer.eos_token_id,
-        pad_token_id=smollm2_tokenizer.pad_token_id,
-    )
-    folder = tmp_path_factory.mktemp("peaked-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    smollm2_tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_llama(tmp_path_factory.mktemp("peaked-llama"), smollm2_tokenizer, initializer_range=0.4)
 
 
 @pytest.fixture(scope="session")
