@@ -118,9 +118,9 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
         max_new_tokens=max_new_tokens, do_sample=not sampling.greedy, num_return_sequences=sampling.n,
         eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id, **sampled,
     )  # fmt: skip
-    # Greedy text generation drops each row as it ends (affect_rl/greedy_decoding.py); sampling and
-    # images go through ``generate``.
-    drop_finished_rows = sampling.greedy and not is_vision_language(model_name_or_path)
+    # Greedy text generation shares the prompts' prefix and drops each row as it ends
+    # (affect_rl/greedy_decoding.py); sampling and images go through ``generate``.
+    greedy_text = sampling.greedy and not is_vision_language(model_name_or_path)
     torch.manual_seed(sampling.seed)
     texts = [processing_class.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
              for chat in prompts]  # fmt: skip
@@ -136,7 +136,7 @@ def _generate_hf(model_name_or_path, prompts, batch_size, max_new_tokens, progre
                 text=[texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False,
                 **({"images": batch_images} if any(batch_images) else {}),
             ).to(device)  # fmt: skip
-            if drop_finished_rows:
+            if greedy_text:
                 generated = greedy_decode(model, inputs["input_ids"], inputs["attention_mask"], config, eos_ids)
             else:
                 output = model.generate(**inputs, generation_config=config)

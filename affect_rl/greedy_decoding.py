@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from affect_rl.rollouts import left_pad
+from affect_rl.rollouts import left_pad, prefill
 
 
 @torch.inference_mode()
@@ -94,16 +94,13 @@ def prefill_sharing_prefix(model, input_ids: torch.Tensor, attention_mask: torch
         shared = _common_prefix_length(prompts, limit=min(lengths) - 1)
     if shared:
         prefix = input_ids.new_tensor(prompts[0][:shared])[None]
-        model(input_ids=prefix, position_ids=torch.arange(shared, device=input_ids.device)[None], cache=cache,
-              use_cache=True, logits_to_keep=1)  # fmt: skip
+        prefill(model, prefix, torch.ones_like(prefix), cache)
         cache.batch_repeat_interleave(input_ids.shape[0])
     rest_ids, rest_mask = left_pad([ids[shared:] for ids in prompts], model.config.pad_token_id or 0,
                                    input_ids.device)  # fmt: skip
     mask = torch.cat([rest_mask.new_ones((len(prompts), shared)), rest_mask], dim=1)
     if rest_ids.shape[1] > 1:
-        positions = shared + (rest_mask[:, :-1].cumsum(-1) - 1).clamp(min=0)
-        model(input_ids=rest_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions, cache=cache,
-              use_cache=True, logits_to_keep=1)  # fmt: skip
+        prefill(model, rest_ids[:, :-1], mask[:, :-1], cache)
     return cache, mask, rest_ids[:, -1:]
 
 

@@ -175,14 +175,16 @@ def draw_tokens(probs: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, thresholds, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
 
 
-def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-    """The KV cache of left-padded ``input_ids``, with the positions ``generate`` gives them."""
+def prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=None):
+    """The KV cache of left-padded ``input_ids``, with the positions ``generate`` gives them (each
+    token's count of unmasked tokens before it). Given a ``cache``, the ids extend it, and
+    ``attention_mask`` covers the cached columns and then the ids'."""
     from transformers import DynamicCache
 
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache(config=model.config) if cache is None else cache
     position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-    model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
-          use_cache=True, logits_to_keep=1)
+    model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids[:, -input_ids.shape[1]:],
+          cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
     return cache
 
 
