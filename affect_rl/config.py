@@ -70,8 +70,10 @@ class RecipeArguments:
         default=True,
         metadata={
             "help": "On CPU without vLLM: sample GRPO completions from a bf16 copy of the policy (under bf16) and "
-            "prefill each prompt once for its num_generations completions (affect_rl/rollouts.py). "
-            "No effect on GPUs, with vLLM, or under DeepSpeed or FSDP."
+            "prefill each prompt once for its num_generations completions (affect_rl/rollouts.py); with "
+            "num_iterations > 1, take the old policy's log-probabilities from each rollout's first pass instead of "
+            "an extra forward (affect_rl/first_pass_logprobs.py). No effect on GPUs, with vLLM, or under DeepSpeed "
+            "or FSDP."
         },
     )
     share_prompts: bool = field(

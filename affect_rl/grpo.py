@@ -17,6 +17,7 @@ from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import WithDiagnostics
 from affect_rl.errors import EnvironmentProblem
+from affect_rl.first_pass_logprobs import reuse_first_pass_logprobs
 from affect_rl.hardware import cpu_speedups_apply, cuda_available
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.rollouts import cpu_rollouts
@@ -88,6 +89,8 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
         )
     if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
         share_prompts_in(trainer)
+    if cfg.recipe.fast_rollouts and cpu_speedups_apply(cfg.training):
+        reuse_first_pass_logprobs(trainer)
     return trainer, splits
 
 

@@ -1,0 +1,73 @@
+"""Old log-probabilities from each rollout's first pass (affect_rl/first_pass_logprobs.py): the same
+training as TRL's extra forward, with one forward fewer per rollout."""
+
+import pytest
+import torch
+from trl import GRPOTrainer
+
+from affect_rl import grpo
+from affect_rl.config import build_stage_config
+from affect_rl.first_pass_logprobs import applies, reuse_first_pass_logprobs
+
+REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
+
+
+@pytest.fixture()
+def eos_bias(smollm2_tokenizer):
+    """A logit bias on EOS that ends some of the 12-token completions early, so that rewards differ."""
+    return {"sequence_bias": [[[smollm2_tokenizer.eos_token_id], 13.0]]}
+
+
+def trainer_for(model_dir, data_file, output_dir, **extra):
+    values = {
+        "model_name_or_path": model_dir, "dataset": data_file, "task": "emotion", "template": "r1",
+        "test_size": 0.2, "rewards": REWARDS, "output_dir": str(output_dir), "learning_rate": 3e-2,
+        "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 12, "max_steps": 4,
+        "num_iterations": 2, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+        "num_sample_prompts": 0, "bf16": False, "seed": 0, "fast_rollouts": False, "share_prompts": False,
+    }
+    values.update(extra)
+    trainer, _ = grpo.build_trainer(build_stage_config("grpo", values, "test"))
+    return trainer
+
+
+def train_counting_forwards(trainer, calls: list) -> tuple[int, dict[str, torch.Tensor], list[float]]:
+    """Train; return the number of log-probability forwards, the final weights and the logged losses."""
+    calls.clear()
+    torch.manual_seed(0)  # the same completions for both trainers
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return len(calls), {name: p.detach().clone() for name, p in trainer.model.named_parameters()}, losses
+
+
+def test_first_pass_logprobs_train_as_trl_with_one_forward_fewer_per_rollout(peaked_model_dir, emotion_file,
+                                                                             tmp_path, eos_bias, monkeypatch):
+    calls = []
+    forward = GRPOTrainer._get_per_token_logps_and_entropies
+    monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies",
+                        lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs))
+    shipped = trainer_for(peaked_model_dir, emotion_file, tmp_path / "trl", generation_kwargs=eos_bias)
+    reused = trainer_for(peaked_model_dir, emotion_file, tmp_path / "reused", generation_kwargs=eos_bias)
+    assert reuse_first_pass_logprobs(reused)
+    shipped_forwards, shipped_weights, shipped_losses = train_counting_forwards(shipped, calls)
+    reused_forwards, reused_weights, reused_losses = train_counting_forwards(reused, calls)
+
+    # 2 rollouts x (TRL: 1 old-log-prob forward + 2 loss forwards; reused: 2 loss forwards)
+    assert (shipped_forwards, reused_forwards) == (6, 4)
+    assert reused_losses == pytest.approx(shipped_losses, abs=1e-5)
+    for name, weight in reused_weights.items():
+        torch.testing.assert_close(weight, shipped_weights[name], rtol=1e-5, atol=1e-6, msg=name)
+    # the second pass of each rollout saw a policy one update away from the old one: the ratio mattered
+    start = trainer_for(peaked_model_dir, emotion_file, tmp_path / "start").model
+    assert max((p - reused_weights[n]).abs().max().item() for n, p in start.named_parameters()) > 1e-3
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({}, True),
+    ({"num_iterations": 1}, False),  # TRL already reuses the loss's own forward
+    ({"steps_per_generation": 2}, False),  # the second batch of a rollout would come after an update
+])
+def test_reuse_applies_only_where_the_first_pass_runs_on_the_old_policy(peaked_model_dir, emotion_file, tmp_path,
+                                                                        settings, expected):
+    trainer = trainer_for(peaked_model_dir, emotion_file, tmp_path, **settings)
+    assert applies(trainer.args) is expected
