@@ -6,7 +6,8 @@ autocast where the CPU runs bf16 natively) trains a few steps per arm, from the 
 - ``today``: ``fast_rollouts: false``, ``share_prompts: false`` (TRL's generate on the fp32 policy
   under autocast, every row running its prompt in the loss; ``affect_rl.cpu_speedups`` included);
 - ``affect-rl``: as shipped: ``affect_rl.rollouts`` (a bf16 copy samples, each prompt prefilled
-  once) and ``affect_rl.shared_prompts`` (each prompt run once in the loss);
+  once), ``affect_rl.shared_prompts`` (each prompt run once in the loss) and, with
+  ``num_iterations`` > 1, ``affect_rl.first_pass_logprobs`` (no extra old-log-probability forward);
 - ``trl as shipped``: TRL's GRPOTrainer called directly, without any of these changes.
 
 ``--arms`` adds more: ``rollouts only`` and ``shared prompts only`` (one change each), and two
