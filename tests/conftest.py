@@ -69,6 +69,13 @@ def peaked_model_dir(tmp_path_factory, smollm2_tokenizer):
     return save_tiny_llama(tmp_path_factory.mktemp("peaked-llama"), smollm2_tokenizer, initializer_range=0.4)
 
 
+@pytest.fixture()
+def eos_bias(smollm2_tokenizer):
+    """GRPO ``generation_kwargs``: a logit bias on EOS that ends about a third of the peaked model's
+    12-token completions early, so that both ended and truncated completions (and different rewards) occur."""
+    return {"sequence_bias": [[[smollm2_tokenizer.eos_token_id], 13.0]]}
+
+
 @pytest.fixture(scope="session")
 def tiny_vlm_dir(tmp_path_factory, tiny_model_dir):
     """An Idefics3 VLM built as the offline one is, from the tiny Llama: a 1-layer, 32-wide vision

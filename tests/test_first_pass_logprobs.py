@@ -3,6 +3,7 @@ training as TRL's extra forward, with one forward fewer per rollout."""
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 from trl import GRPOTrainer
 
 from affect_rl import grpo
@@ -10,12 +11,6 @@ from affect_rl.config import build_stage_config
 from affect_rl.first_pass_logprobs import applies, reuse_first_pass_logprobs
 
 REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
-
-
-@pytest.fixture()
-def eos_bias(smollm2_tokenizer):
-    """A logit bias on EOS that ends some of the 12-token completions early, so that rewards differ."""
-    return {"sequence_bias": [[[smollm2_tokenizer.eos_token_id], 13.0]]}
 
 
 def trainer_for(model_dir, data_file, output_dir, **extra):
@@ -58,7 +53,7 @@ def test_first_pass_logprobs_train_as_trl_with_one_forward_fewer_per_rollout(pea
     for name, weight in reused_weights.items():
         torch.testing.assert_close(weight, shipped_weights[name], rtol=1e-5, atol=1e-6, msg=name)
     # the second pass of each rollout saw a policy one update away from the old one: the ratio mattered
-    start = trainer_for(peaked_model_dir, emotion_file, tmp_path / "start").model
+    start = AutoModelForCausalLM.from_pretrained(peaked_model_dir)
     assert max((p - reused_weights[n]).abs().max().item() for n, p in start.named_parameters()) > 1e-3
 
 

@@ -12,13 +12,6 @@ from affect_rl.config import build_stage_config
 REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
 
 
-@pytest.fixture()
-def eos_bias(smollm2_tokenizer):
-    """generation_kwargs for a logit bias on EOS that ends about a third of the 12-token
-    completions early, so that both ended and truncated completions occur."""
-    return {"sequence_bias": [[[smollm2_tokenizer.eos_token_id], 13.0]]}
-
-
 def build(peaked_model_dir, data_file, output_dir, **extra):
     values = {
         "model_name_or_path": peaked_model_dir, "dataset": data_file, "task": "emotion", "template": "r1",
