@@ -18,6 +18,7 @@ from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import WithDiagnostics
 from affect_rl.errors import EnvironmentProblem
 from affect_rl.first_pass_logprobs import reuse_first_pass_logprobs
+from affect_rl.freed_memory import keep_freed_memory
 from affect_rl.hardware import cpu_speedups_apply, cuda_available
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.rollouts import cpu_rollouts
@@ -91,6 +92,8 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
         share_prompts_in(trainer)
     if cfg.recipe.fast_rollouts and cpu_speedups_apply(cfg.training):
         reuse_first_pass_logprobs(trainer)
+    if cfg.recipe.keep_freed_memory and cpu_speedups_apply(cfg.training):
+        keep_freed_memory()
     return trainer, splits
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_sft_dataset
+from affect_rl.freed_memory import keep_freed_memory
 from affect_rl.hardware import cpu_speedups_apply
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.shared_prompts import share_prompts_in
@@ -64,6 +65,8 @@ def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None):
     )
     if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
         share_prompts_in(trainer)
+    if cfg.recipe.keep_freed_memory and cpu_speedups_apply(cfg.training):
+        keep_freed_memory()
     run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer
