@@ -84,6 +84,15 @@ class RecipeArguments:
             "turn) once (affect_rl/shared_prompts.py). No effect on GPUs or under DeepSpeed or FSDP."
         },
     )
+    cpu_loss_kernels: bool = field(
+        default=True,
+        metadata={
+            "help": "On CPU, in the SFT and GRPO loss: eager attention (unless attn_implementation is set), faster "
+            "here than SDPA's CPU kernels, and the log-probabilities over the vocabulary from one GEMM and one "
+            "fused log_softmax per block of tokens, its gradient GEMMs in bf16 under autocast, instead of TRL's "
+            "chunked kernel's CPU fallback (affect_rl/loss_kernels.py). No effect on GPUs or under DeepSpeed or FSDP."
+        },
+    )
     keep_freed_memory: bool = field(
         default=True,
         metadata={

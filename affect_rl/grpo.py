@@ -20,6 +20,7 @@ from affect_rl.errors import EnvironmentProblem
 from affect_rl.first_pass_logprobs import reuse_first_pass_logprobs
 from affect_rl.freed_memory import keep_freed_memory
 from affect_rl.hardware import cpu_speedups_apply, cuda_available
+from affect_rl.loss_kernels import cpu_loss_kernels_in
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
@@ -88,12 +89,15 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
             peft_config=None if continues_adapter else training_setup(model, cfg.model, cfg.recipe),
             rollout_func=cpu_rollouts(cfg.training, processing_class) if cfg.recipe.fast_rollouts else None,
         )
-    if cfg.recipe.share_prompts and cpu_speedups_apply(cfg.training):
-        share_prompts_in(trainer)
-    if cfg.recipe.fast_rollouts and cpu_speedups_apply(cfg.training):
-        reuse_first_pass_logprobs(trainer)
-    if cfg.recipe.keep_freed_memory and cpu_speedups_apply(cfg.training):
-        keep_freed_memory()
+    if cpu_speedups_apply(cfg.training):
+        if cfg.recipe.cpu_loss_kernels:  # before share_prompts, which wraps the forward it leaves
+            cpu_loss_kernels_in(trainer, eager_attention=cfg.model.attn_implementation is None)
+        if cfg.recipe.share_prompts:
+            share_prompts_in(trainer)
+        if cfg.recipe.fast_rollouts:
+            reuse_first_pass_logprobs(trainer)
+        if cfg.recipe.keep_freed_memory:
+            keep_freed_memory()
     return trainer, splits
 
 

@@ -3,11 +3,12 @@
 The demo's GRPO recipe (recipes/demo/grpo.yaml: 4 prompts x 4 completions, 48 new tokens, bf16
 autocast where the CPU runs bf16 natively) trains a few steps per arm, from the same model:
 
-- ``today``: ``fast_rollouts: false``, ``share_prompts: false``, ``keep_freed_memory: false`` (TRL's
-  generate on the fp32 policy under autocast, every row running its prompt in the loss, glibc's
-  default allocation; ``affect_rl.cpu_speedups`` included);
+- ``today``: ``fast_rollouts``, ``share_prompts``, ``cpu_loss_kernels`` and ``keep_freed_memory`` false
+  (TRL's generate on the fp32 policy under autocast, every row running its prompt in the loss, SDPA and TRL's
+  chunked log-probabilities, glibc's default allocation; ``affect_rl.cpu_speedups`` included);
 - ``affect-rl``: as shipped: ``affect_rl.rollouts`` (a bf16 copy samples, each prompt prefilled
   once), ``affect_rl.shared_prompts`` (each prompt run once in the loss),
+  ``affect_rl.loss_kernels`` (eager attention; one GEMM and log_softmax per block of tokens),
   ``affect_rl.freed_memory`` (freed memory reused, not fresh pages) and, with ``num_iterations`` > 1,
   ``affect_rl.first_pass_logprobs`` (no extra old-log-probability forward);
 - ``trl as shipped``: TRL's GRPOTrainer called directly, without any of these changes.
@@ -55,7 +56,8 @@ from affect_rl.data import load_splits, to_grpo_dataset
 from affect_rl.models import load_tokenizer, resolve_model_path
 
 RECIPE = "recipes/demo/grpo.yaml"
-TODAY = ["--fast_rollouts", "false", "--share_prompts", "false", "--keep_freed_memory", "false"]
+TODAY = ["--fast_rollouts", "false", "--share_prompts", "false", "--cpu_loss_kernels", "false",
+         "--keep_freed_memory", "false"]
 EXTRA_ARMS = {"rollouts only": ["--share_prompts", "false"], "shared prompts only": ["--fast_rollouts", "false"],
               "reuse x2": ["--num_iterations", "2"], "gen batch x2": ["--steps_per_generation", "2"]}
 
