@@ -18,14 +18,11 @@ from affect_rl.data import to_grpo_dataset
 from affect_rl.diagnostics import WithDiagnostics
 from affect_rl.errors import EnvironmentProblem
 from affect_rl.first_pass_logprobs import reuse_first_pass_logprobs
-from affect_rl.freed_memory import keep_freed_memory
-from affect_rl.hardware import cpu_speedups_apply, cuda_available
-from affect_rl.loss_kernels import cpu_loss_kernels_in
+from affect_rl.hardware import cuda_available
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
 from affect_rl.rollouts import cpu_rollouts
 from affect_rl.scoring import build_reward_functions
-from affect_rl.shared_prompts import share_prompts_in
-from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
+from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training, speed_up_loss_on_cpu
 from affect_rl.tracking import prepare_tracking
 
 
@@ -89,15 +86,8 @@ def build_trainer(cfg: StageConfig, train_dataset=None, heldout_dataset=None, re
             peft_config=None if continues_adapter else training_setup(model, cfg.model, cfg.recipe),
             rollout_func=cpu_rollouts(cfg.training, processing_class) if cfg.recipe.fast_rollouts else None,
         )
-    if cpu_speedups_apply(cfg.training):
-        if cfg.recipe.cpu_loss_kernels:  # before share_prompts, which wraps the forward it leaves
-            cpu_loss_kernels_in(trainer, eager_attention=cfg.model.attn_implementation is None)
-        if cfg.recipe.share_prompts:
-            share_prompts_in(trainer)
-        if cfg.recipe.fast_rollouts:
-            reuse_first_pass_logprobs(trainer)
-        if cfg.recipe.keep_freed_memory:
-            keep_freed_memory()
+    if speed_up_loss_on_cpu(trainer, cfg) and cfg.recipe.fast_rollouts:
+        reuse_first_pass_logprobs(trainer)
     return trainer, splits
 
 

@@ -17,12 +17,8 @@ from __future__ import annotations
 from affect_rl.config import StageConfig
 from affect_rl.cpu_speedups import score_labelled_positions_only
 from affect_rl.data import to_sft_dataset
-from affect_rl.freed_memory import keep_freed_memory
-from affect_rl.hardware import cpu_speedups_apply
-from affect_rl.loss_kernels import cpu_loss_kernels_in
 from affect_rl.models import load_causal_lm, load_processing_class, training_setup
-from affect_rl.shared_prompts import share_prompts_in
-from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training
+from affect_rl.stage import begin_stage, finish_stage, load_stage_data, run_training, speed_up_loss_on_cpu
 from affect_rl.tracking import prepare_tracking
 
 
@@ -64,13 +60,7 @@ def train(cfg: StageConfig, train_dataset=None, heldout_dataset=None):
                                                trust_remote_code=trust),
         peft_config=training_setup(model, cfg.model, cfg.recipe),
     )
-    if cpu_speedups_apply(cfg.training):
-        if cfg.recipe.cpu_loss_kernels:  # before share_prompts, which wraps the forward it leaves
-            cpu_loss_kernels_in(trainer, eager_attention=cfg.model.attn_implementation is None)
-        if cfg.recipe.share_prompts:
-            share_prompts_in(trainer)
-        if cfg.recipe.keep_freed_memory:
-            keep_freed_memory()
+    speed_up_loss_on_cpu(trainer, cfg)
     run_training(trainer, cfg)
     finish_stage(trainer, cfg, splits["test"])
     return trainer

@@ -120,6 +120,26 @@ def resume_checkpoint(training_args) -> str | None:
     return last_complete_checkpoint(Path(training_args.output_dir))
 
 
+def speed_up_loss_on_cpu(trainer, cfg) -> bool:
+    """The recipe's CPU speed-ups of the training loss, SFT's and GRPO's alike: ``cpu_loss_kernels``,
+    ``share_prompts``, ``keep_freed_memory``. Returns False, changing nothing, on a GPU or under
+    DeepSpeed or FSDP (their engines own the weights)."""
+    from affect_rl.freed_memory import keep_freed_memory
+    from affect_rl.hardware import cpu_speedups_apply
+    from affect_rl.loss_kernels import cpu_loss_kernels_in
+    from affect_rl.shared_prompts import share_prompts_in
+
+    if not cpu_speedups_apply(cfg.training):
+        return False
+    if cfg.recipe.cpu_loss_kernels:  # before share_prompts, which wraps the forward it leaves
+        cpu_loss_kernels_in(trainer, eager_attention=cfg.model.attn_implementation is None)
+    if cfg.recipe.share_prompts:
+        share_prompts_in(trainer)
+    if cfg.recipe.keep_freed_memory:
+        keep_freed_memory()
+    return True
+
+
 def run_training(trainer, cfg):
     """``trainer.train()`` from the last complete checkpoint, with the health callbacks; raises
     TrainingDiverged on a NaN/inf loss or reward and KeyboardInterrupt after a signal stop."""

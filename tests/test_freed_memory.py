@@ -40,7 +40,7 @@ def test_large_blocks_come_from_the_heap_and_stay_there_once_freed():
 
 def test_grpo_stage_keeps_freed_memory_on_cpu_when_asked(tiny_model_dir, emotion_file, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("affect_rl.grpo.keep_freed_memory", lambda: calls.append(True))
+    monkeypatch.setattr("affect_rl.freed_memory.keep_freed_memory", lambda: calls.append(True))
     values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
               "rewards": [{"name": "format", "weight": 1.0}], "output_dir": str(tmp_path), "max_steps": 1,
               "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 4,
@@ -58,7 +58,7 @@ def test_sft_stage_keeps_freed_memory_on_cpu_when_asked(tiny_model_dir, emotion_
     from affect_rl import sft
 
     calls = []
-    monkeypatch.setattr("affect_rl.sft.keep_freed_memory", lambda: calls.append(True))
+    monkeypatch.setattr("affect_rl.freed_memory.keep_freed_memory", lambda: calls.append(True))
     monkeypatch.setattr("affect_rl.sft.run_training", lambda trainer, cfg: None)
     monkeypatch.setattr("affect_rl.sft.finish_stage", lambda *args: None)
     values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
