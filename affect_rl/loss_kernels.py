@@ -38,6 +38,8 @@ import types
 
 import torch
 
+from affect_rl.models import fused_head_model
+
 KEEP_BYTES = 2**30  # keep the fp32 log-probabilities for the backward up to 1 GiB, else recompute them
 BLOCK_ELEMENTS = 2**26  # tokens per block: 64M logits, 256 MB in fp32
 _NO_GRAD_OUTPUTS = ("log_sum_sq_probs", "mean_logits", "is_top1")
@@ -137,8 +139,8 @@ class _VocabLogProbsOnCpu:
     def __init__(self, shipped):
         self.shipped = shipped
 
-    def apply(self, hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping=None,
-              logit_scale=1.0, outputs=("entropy", *_NO_GRAD_OUTPUTS)):
+    def apply(self, hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping, logit_scale,
+              outputs):
         if hidden.device.type != "cpu" or bias is not None or final_logit_softcapping is not None:
             return self.shipped.apply(hidden, weight, bias, targets, temperature, chunk_size,
                                       final_logit_softcapping, logit_scale, outputs)
@@ -148,7 +150,7 @@ class _VocabLogProbsOnCpu:
 def cpu_loss_kernels_in(trainer, eager_attention: bool = True) -> None:
     """Run the trainer's fused-LM-head forward (TRL's ``add_fused_lm_head``; under LoRA its base model's)
     with ``VocabLogProbs`` and, where ``eager_attention``, transformers' eager attention."""
-    model = trainer.model.get_base_model() if hasattr(trainer.model, "peft_config") else trainer.model
+    model = fused_head_model(trainer)
     fused_forward = model.forward
 
     @functools.wraps(type(model).forward)  # generate reads the forward's parameters
@@ -167,5 +169,4 @@ def cpu_loss_kernels_in(trainer, eager_attention: bool = True) -> None:
             trl_utils._ChunkedLogProbFunction = shipped
             self.config._attn_implementation = attention
 
-    forward.cpu_loss_kernels = True  # marks a wrapped forward
     model.forward = types.MethodType(forward, model)

@@ -168,6 +168,13 @@ def is_adapter_folder(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def fused_head_model(trainer):
+    """The model TRL's trainers gave their fused LM head (``add_fused_lm_head``): the trainer's model, or
+    under a LoRA adapter its base model."""
+    model = trainer.model
+    return model.get_base_model() if hasattr(model, "peft_config") else model
+
+
 def adapter_base(path: str) -> str:
     """The model a LoRA adapter folder was trained on, as its ``adapter_config.json`` names it; a
     ConfigError when that is a local folder that no longer exists (a moved or deleted run folder)."""

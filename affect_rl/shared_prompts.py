@@ -36,14 +36,15 @@ import types
 
 import torch
 
+from affect_rl.models import fused_head_model
+
 _TEXT_ONLY_KWARGS = frozenset({"output_router_logits"})
 
 
 def share_prompts_in(trainer) -> None:
     """Share prompts in the forward TRL gave its fused LM head: the trainer's model, or under a LoRA
     adapter its base model."""
-    model = trainer.model
-    share_prompt_forward(model.get_base_model() if hasattr(model, "peft_config") else model)
+    share_prompt_forward(fused_head_model(trainer))
 
 
 def share_prompt_forward(model) -> None:
