@@ -2,9 +2,7 @@ import subprocess
 import sys
 
 import pytest
-
-from affect_rl import grpo
-from affect_rl.config import build_stage_config
+from tiny_recipes import tiny_grpo_trainer, tiny_recipe
 
 # Allocate 64 MiB, then report glibc's mmapped bytes while it lives and the heap's free bytes after it is freed.
 PROBE = """
@@ -41,16 +39,12 @@ def test_large_blocks_come_from_the_heap_and_stay_there_once_freed():
 def test_grpo_stage_keeps_freed_memory_on_cpu_when_asked(tiny_model_dir, emotion_file, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("affect_rl.freed_memory.keep_freed_memory", lambda: calls.append(True))
-    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
-              "rewards": [{"name": "format", "weight": 1.0}], "output_dir": str(tmp_path), "max_steps": 1,
-              "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 4,
-              "report_to": "none", "num_sample_prompts": 0, "bf16": False}
-    grpo.build_trainer(build_stage_config("grpo", dict(values, keep_freed_memory=False), "test"))
+    tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path, keep_freed_memory=False)
     assert calls == []
-    grpo.build_trainer(build_stage_config("grpo", values, "test"))
+    tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path)
     assert calls == [True]
     monkeypatch.setattr("affect_rl.hardware.cuda_available", lambda: True)  # a GPU run leaves the C library alone
-    grpo.build_trainer(build_stage_config("grpo", values, "test"))
+    tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path)
     assert calls == [True]
 
 
@@ -61,9 +55,7 @@ def test_sft_stage_keeps_freed_memory_on_cpu_when_asked(tiny_model_dir, emotion_
     monkeypatch.setattr("affect_rl.freed_memory.keep_freed_memory", lambda: calls.append(True))
     monkeypatch.setattr("affect_rl.sft.run_training", lambda trainer, cfg: None)
     monkeypatch.setattr("affect_rl.sft.finish_stage", lambda *args: None)
-    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
-              "max_steps": 1, "per_device_train_batch_size": 4, "report_to": "none", "num_sample_prompts": 0}
-    sft.run(dict(values, output_dir=str(tmp_path / "off"), keep_freed_memory=False))
+    sft.run(tiny_recipe(tiny_model_dir, emotion_file, tmp_path / "off", keep_freed_memory=False))
     assert calls == []
-    sft.run(dict(values, output_dir=str(tmp_path / "on")))
+    sft.run(tiny_recipe(tiny_model_dir, emotion_file, tmp_path / "on"))
     assert calls == [True]

@@ -1,9 +1,9 @@
 import pytest
 import torch
+from tiny_recipes import FIXED_COMPLETIONS, tiny_grpo_trainer
 from trl.kernels import ChunkedLogProbFunction
 
-from affect_rl import grpo, loss_kernels
-from affect_rl.config import build_stage_config
+from affect_rl import loss_kernels
 from affect_rl.loss_kernels import VocabLogProbs
 
 OUTPUTS = ("entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
@@ -78,20 +78,11 @@ def test_a_bias_or_a_softcap_goes_to_trls_function(monkeypatch):
     assert calls == ["ours", "trl", "trl"]
 
 
-def grpo_values(tiny_model_dir, emotion_file, tmp_path, **keys):
-    return {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
-            "rewards": [{"name": "length", "weight": 1.0, "max_length": 8, "buffer": 4}], "max_steps": 1,
-            "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 8,
-            "report_to": "none", "num_sample_prompts": 0, "bf16": False, "fast_rollouts": False,
-            "output_dir": str(tmp_path), **keys}
-
-
 def test_grpo_loss_and_gradients_match_trls_with_the_cpu_loss_kernels(tiny_model_dir, emotion_file, tmp_path):
     """Eager attention and VocabLogProbs (prompts shared, as shipped) against SDPA and TRL's chunked function."""
-    kernels, _ = grpo.build_trainer(build_stage_config(
-        "grpo", grpo_values(tiny_model_dir, emotion_file, tmp_path / "a"), "test"))
-    shipped, _ = grpo.build_trainer(build_stage_config(
-        "grpo", grpo_values(tiny_model_dir, emotion_file, tmp_path / "b", cpu_loss_kernels=False), "test"))
+    kernels = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "a", **FIXED_COMPLETIONS)
+    shipped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "b", cpu_loss_kernels=False,
+                                **FIXED_COMPLETIONS)
     batch = [kernels.train_dataset[index] for index in (0, 1) for _ in range(4)]
     completions = [[11 + row] * (2 + row % 5) + [2] * (row % 2) for row in range(8)]  # ragged, some end at EOS
     attention_seen, calls = [], []
@@ -118,8 +109,7 @@ def test_grpo_loss_and_gradients_match_trls_with_the_cpu_loss_kernels(tiny_model
 
 
 def test_a_recipes_attention_choice_is_kept(tiny_model_dir, emotion_file, tmp_path):
-    trainer, _ = grpo.build_trainer(build_stage_config(
-        "grpo", grpo_values(tiny_model_dir, emotion_file, tmp_path, attn_implementation="sdpa"), "test"))
+    trainer = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path, attn_implementation="sdpa")
     seen = []
     trainer.model.model.layers[0].self_attn.register_forward_pre_hook(
         lambda module, args: seen.append(module.config._attn_implementation))

@@ -5,24 +5,19 @@ import contextlib
 
 import pytest
 import torch
+from tiny_recipes import tiny_grpo_trainer
 
-from affect_rl import grpo, rollouts
-from affect_rl.config import build_stage_config
+from affect_rl import rollouts
 
 REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
 
 
+SETTINGS = {"test_size": 0.2, "rewards": REWARDS, "learning_rate": 1e-2, "per_device_train_batch_size": 8,
+            "max_completion_length": 12, "max_steps": 2, "logging_steps": 1, "save_strategy": "no", "seed": 0}
+
+
 def build(peaked_model_dir, data_file, output_dir, **extra):
-    values = {
-        "model_name_or_path": peaked_model_dir, "dataset": data_file, "task": "emotion", "template": "r1",
-        "test_size": 0.2, "rewards": REWARDS, "output_dir": str(output_dir), "learning_rate": 1e-2,
-        "per_device_train_batch_size": 8, "num_generations": 2, "max_completion_length": 12, "max_steps": 2,
-        "logging_steps": 1, "save_strategy": "no", "report_to": "none", "num_sample_prompts": 0,
-        "bf16": False, "seed": 0,
-    }
-    values.update(extra)
-    trainer, _ = grpo.build_trainer(build_stage_config("grpo", values, "test"))
-    return trainer
+    return tiny_grpo_trainer(peaked_model_dir, data_file, output_dir, **{**SETTINGS, **extra})
 
 
 def generation_batch(trainer) -> list[dict]:

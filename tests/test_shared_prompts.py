@@ -4,10 +4,9 @@ and gradients as TRL's fused forward, with each distinct prompt run once."""
 import pytest
 import torch
 import trl.trainer.utils as trl_utils
+from tiny_recipes import FIXED_COMPLETIONS, tiny_grpo_trainer, tiny_recipe
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from affect_rl import grpo
-from affect_rl.config import build_stage_config
 from affect_rl.shared_prompts import share_prompt_forward, shared_prompt_plan
 
 PROMPTS, GENERATIONS, PROMPT_LEN, COMPLETION_LEN = 3, 4, 9, 6
@@ -100,28 +99,19 @@ def test_distinct_prompts_and_unknown_inputs_run_trls_forward(model_dir):
 
 
 def test_grpo_stage_shares_prompts_on_cpu_when_asked(tiny_model_dir, emotion_file, tmp_path, monkeypatch):
-    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
-              "rewards": [{"name": "format", "weight": 1.0}], "output_dir": str(tmp_path), "max_steps": 1,
-              "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 4,
-              "report_to": "none", "num_sample_prompts": 0, "bf16": False}
-
-    def wrapped(trainer) -> bool:
+    def wrapped(**keys) -> bool:
+        trainer = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path, **keys)
         return getattr(trainer.model.forward, "shares_prompts", False)
 
-    assert wrapped(grpo.build_trainer(build_stage_config("grpo", values, "test"))[0])
-    assert not wrapped(grpo.build_trainer(build_stage_config("grpo", dict(values, share_prompts=False), "test"))[0])
+    assert wrapped()
+    assert not wrapped(share_prompts=False)
     monkeypatch.setattr("affect_rl.hardware.cuda_available", lambda: True)  # on a GPU TRL's forward stays as shipped
-    assert not wrapped(grpo.build_trainer(build_stage_config("grpo", values, "test"))[0])
+    assert not wrapped()
 
 
 def test_grpo_loss_and_gradients_match_trls_given_the_same_completions(tiny_model_dir, emotion_file, tmp_path):
-    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
-              "rewards": [{"name": "length", "weight": 1.0, "max_length": 8, "buffer": 4}], "max_steps": 1,
-              "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 8,
-              "report_to": "none", "num_sample_prompts": 0, "bf16": False, "fast_rollouts": False}
-    shared, _ = grpo.build_trainer(build_stage_config("grpo", dict(values, output_dir=str(tmp_path / "a")), "test"))
-    shipped, _ = grpo.build_trainer(build_stage_config(
-        "grpo", dict(values, output_dir=str(tmp_path / "b"), share_prompts=False), "test"))
+    shared = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "a", **FIXED_COMPLETIONS)
+    shipped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "b", share_prompts=False, **FIXED_COMPLETIONS)
     rows = [shared.train_dataset[index] for index in (0, 1)]
     batch = [row for row in rows for _ in range(4)]
     # Ragged completions, odd ones ended by EOS: their lengths, hence length rewards, differ.
@@ -154,15 +144,12 @@ def test_sft_runs_the_common_system_turn_once_with_trls_loss_and_gradients(tiny_
     """SFT's right-padded rows of different prompts share the chat template's system turn."""
     from affect_rl import sft
 
-    values = {"model_name_or_path": tiny_model_dir, "dataset": emotion_file, "task": "emotion", "template": "r1",
-              "max_steps": 1, "per_device_train_batch_size": 4, "report_to": "none", "num_sample_prompts": 0,
-              "bf16": False, "learning_rate": 0.0}
     trainers = {}
     monkeypatch.setattr("affect_rl.sft.run_training", lambda trainer, cfg: trainers.setdefault(cfg.recipe.share_prompts,
                                                                                                  trainer))
     monkeypatch.setattr("affect_rl.sft.finish_stage", lambda *args: None)
     for share in (True, False):
-        sft.run(dict(values, output_dir=str(tmp_path / str(share)), share_prompts=share))
+        sft.run(tiny_recipe(tiny_model_dir, emotion_file, tmp_path / str(share), share_prompts=share, learning_rate=0.0))
     shared, shipped = trainers[True], trainers[False]
     assert getattr(shared.model.forward, "shares_prompts", False)
     assert not getattr(shipped.model.forward, "shares_prompts", False)
