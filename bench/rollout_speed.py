@@ -146,16 +146,17 @@ def run_arm(index: int, name: str, cfg, turn, running, condition, results) -> No
 
 
 @torch.no_grad()
-def sampler_gap(cfg) -> tuple[float, float]:
+def sampler_gap(cfg) -> tuple[float, float] | None:
     """Mean |log p_sampler - log p_policy| and mean (log p_sampler - log p_policy) over the tokens
-    the bf16 sampler drew for one generation batch (the second is an estimate of KL(sampler||policy))."""
+    the bf16 sampler drew for one generation batch (the second is an estimate of KL(sampler||policy));
+    None without bf16 autocast, where the policy samples itself."""
     trainer = affect_rl_trainer(cfg)
+    if not trainer.args.bf16:
+        return None
     rows = [trainer.train_dataset[i] for i in range(4) for _ in range(trainer.num_generations)]
     torch.manual_seed(0)
     prompt_ids, completion_ids, *_ = trainer._generate([row["prompt"] for row in rows])
     sampler = trainer.rollout_func.sampler
-    if sampler is None:
-        return float("nan"), float("nan")
     gaps = []
     for prompt, completion in zip(prompt_ids, completion_ids):
         ids = torch.tensor([prompt + completion])
@@ -202,7 +203,7 @@ def main() -> None:
             raise RuntimeError(f"arms failed: {failed}")
         score_labelled_positions_only()
         gap_config = config("gap")  # the arms' settings, without an arm's own
-        gap_abs, gap_mean = sampler_gap(gap_config)
+        gap = sampler_gap(gap_config)
     load_after = os.getloadavg()
 
     step = {name: statistics.mean(durations[1:]) for name, (durations, _, _) in collected.items()}
@@ -218,7 +219,10 @@ def main() -> None:
         generating = statistics.mean(sum(s for at, s in generation if at == index) for index in timed)
         print(f"| {name} | {step[name]:.2f} | {generating:.2f} | {step[name] / step['today']:.2f} | "
               f"{step[name] / step['trl as shipped']:.2f} | {len(timed)} |")
-    print(f"\nbf16 sampler vs policy on sampled tokens: mean |dlogp| {gap_abs:.4f}, mean dlogp {gap_mean:+.4f}")
+    if gap is None:
+        print("\nno bf16 sampler: without native bf16 on this CPU the policy samples itself, in fp32")
+    else:
+        print(f"\nbf16 sampler vs policy on sampled tokens: mean |dlogp| {gap[0]:.4f}, mean dlogp {gap[1]:+.4f}")
     print(f"goal: affect-rl / today <= 0.5 (measured {step['affect-rl'] / step['today']:.2f})")
 
 
