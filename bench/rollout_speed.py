@@ -150,9 +150,9 @@ def sampler_gap(cfg) -> tuple[float, float] | None:
     """Mean |log p_sampler - log p_policy| and mean (log p_sampler - log p_policy) over the tokens
     the bf16 sampler drew for one generation batch (the second is an estimate of KL(sampler||policy));
     None without bf16 autocast, where the policy samples itself."""
-    trainer = affect_rl_trainer(cfg)
-    if not trainer.args.bf16:
+    if not cfg.training.bf16:  # known from the config: no trainer to build
         return None
+    trainer = affect_rl_trainer(cfg)
     rows = [trainer.train_dataset[i] for i in range(4) for _ in range(trainer.num_generations)]
     torch.manual_seed(0)
     prompt_ids, completion_ids, *_ = trainer._generate([row["prompt"] for row in rows])
