@@ -3,18 +3,14 @@ training as TRL's extra forward, with one forward fewer per rollout."""
 
 import pytest
 import torch
-from tiny_recipes import tiny_grpo_trainer
+from tiny_recipes import A_FEW_STEPS, tiny_grpo_trainer
 from transformers import AutoModelForCausalLM
 from trl import GRPOTrainer
 
 from affect_rl.first_pass_logprobs import applies, reuse_first_pass_logprobs
 
-REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
-
-
-SETTINGS = {"test_size": 0.2, "rewards": REWARDS, "learning_rate": 3e-2, "per_device_train_batch_size": 8,
-            "num_generations": 4, "max_completion_length": 12, "max_steps": 4, "num_iterations": 2, "logging_steps": 1,
-            "save_strategy": "no", "seed": 0, "fast_rollouts": False, "share_prompts": False}
+SETTINGS = {**A_FEW_STEPS, "learning_rate": 3e-2, "num_generations": 4, "max_steps": 4, "num_iterations": 2,
+            "fast_rollouts": False, "share_prompts": False}
 
 
 def trainer_for(model_dir, data_file, output_dir, **extra):

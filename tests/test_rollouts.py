@@ -5,15 +5,11 @@ import contextlib
 
 import pytest
 import torch
-from tiny_recipes import tiny_grpo_trainer
+from tiny_recipes import A_FEW_STEPS, tiny_grpo_trainer
 
 from affect_rl import rollouts
 
-REWARDS = [{"name": "format", "weight": 1.0}, {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}]
-
-
-SETTINGS = {"test_size": 0.2, "rewards": REWARDS, "learning_rate": 1e-2, "per_device_train_batch_size": 8,
-            "max_completion_length": 12, "max_steps": 2, "logging_steps": 1, "save_strategy": "no", "seed": 0}
+SETTINGS = {**A_FEW_STEPS, "learning_rate": 1e-2, "max_steps": 2}
 
 
 def build(peaked_model_dir, data_file, output_dir, **extra):

@@ -25,6 +25,14 @@ FIXED_COMPLETIONS = {"rewards": [{"name": "length", "weight": 1.0, "max_length":
                      "fast_rollouts": False}
 
 
+# The tests that train a few real GRPO steps on 20% held-out rows: 12-token completions scored by format
+# and length, 8 completions a step, a step logged each time, nothing saved.
+A_FEW_STEPS = {"test_size": 0.2, "rewards": [{"name": "format", "weight": 1.0},
+                                             {"name": "length", "weight": 1.0, "max_length": 12, "buffer": 6}],
+               "per_device_train_batch_size": 8, "max_completion_length": 12, "logging_steps": 1,
+               "save_strategy": "no", "seed": 0}
+
+
 def tiny_grpo_trainer(model_dir, data_file, output_dir, **keys):
     """The GRPO trainer of ``tiny_recipe(...)``, with two 4-token completions per prompt and the format
     reward unless ``keys`` say otherwise."""
