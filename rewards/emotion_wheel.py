@@ -118,6 +118,21 @@ def sample_f1(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return total / f1.shape[1]
 
 
+def sample_mean_pr(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per sample, the mean over the wheels (columns) of (P + R) / 2 (P = 0 where A is empty).
+
+    The official F = 2 P R / (P + R) of a dataset is built from the mean P and mean R over its
+    samples; at P = R its partial derivatives are both 1/2, so to first order each sample adds
+    (P_i + R_i) / 2 / N to the dataset's F. Per-sample F1 instead charges every sample for its
+    own imbalance of P and R, which the dataset's F does not.
+    """
+    n_gold, n_pred, n_both = _popcounts(gold, pred)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(n_pred > 0, n_both / n_pred, 0.0)
+        recall = np.where(n_gold > 0, n_both / n_gold, 0.0)
+    return ((precision + recall) / 2).mean(axis=1)
+
+
 def extra_families(gold: np.ndarray, pred: np.ndarray, table: WordTable) -> np.ndarray:
     """Per sample, the mean over wheels of max(0, |A_k| - |G_k|) / (families on wheel k)."""
     extra = np.bitwise_count(pred).astype(np.float64) - np.bitwise_count(gold)
@@ -137,7 +152,9 @@ class EmotionWheel(Reward):
         (F1_k = 0 when G_k, A_k or their intersection is empty)
         EW   = mean over the selected wheels of F1_k
 
-    This equals the official MER metric run on the single sample. Anti-hacking (off by default;
+    This equals the official MER metric run on the single sample. ``per_sample: mean_pr`` scores
+    each wheel (P_k + R_k) / 2 instead (P_k = 0 when A_k is empty): each sample's first-order share
+    of the dataset's F, which comes from the mean P and mean R (``sample_mean_pr``). Anti-hacking (off by default;
     out-of-vocabulary words are free and level1 has only 6-7 families per wheel):
 
         if max_words and n > max_words:  EW *= max_words / n     (n = listed words, OOV included)
@@ -169,12 +186,13 @@ class EmotionWheel(Reward):
         max_words: Annotated[int, AtLeast(1)] | None = None,
         family_penalty: Annotated[float, Between(0, 1)] = 0.0,
         variant: Literal["official", "community"] = "official",
+        per_sample: Literal["f1", "mean_pr"] = "f1",
     ):
         if not wheels or len(set(wheels)) != len(wheels):
             raise self.option_error("wheels", f"distinct wheel numbers from {list(WHEELS)}", list(wheels))
         self.template, self.answer_span, self.emotions_column = template, answer_span, emotions_column
         self.level, self.wheels, self.max_words = level, tuple(sorted(wheels)), max_words
-        self.family_penalty, self.variant = family_penalty, variant
+        self.family_penalty, self.variant, self.per_sample = family_penalty, variant, per_sample
         self.span = template_span(self, template, "answer", answer_span, "answer_span")
         self.value_range = (-family_penalty, 1.0)
 
@@ -188,7 +206,7 @@ class EmotionWheel(Reward):
         else:
             words, counts = _answer_words([self.span.text(text) for text in texts])
         pred = table.segment_masks(words, counts)
-        scores = sample_f1(gold, pred)
+        scores = (sample_mean_pr if self.per_sample == "mean_pr" else sample_f1)(gold, pred)
         if self.max_words is not None:
             scores *= np.minimum(1.0, self.max_words / np.maximum(_word_counts(words, counts), 1))
         if self.family_penalty:

@@ -341,3 +341,35 @@ def test_reward_survives_hostile_text_quickly():
     assert all(isinstance(s, float) and math.isfinite(s) and -0.5 <= s <= 1 for s in scores)
 
 
+
+
+def test_per_sample_mean_pr_scores_the_mean_of_precision_and_recall():
+    # three families on every wheel, gold has one: P = 1/3, R = 1 on each wheel
+    gold, answer = ["sad"], "sad, angry, happy"
+    reward = EmotionWheel(per_sample="mean_pr")
+    assert reward(None, [_completion(answer)], emotions=[gold])[0] == pytest.approx(2 / 3)
+    assert EmotionWheel()(None, [_completion(answer)], emotions=[gold])[0] == pytest.approx(0.5)
+    # a wrong answer and a missing one score 0, an exact one 1
+    scores = reward(None, [_completion("happy"), "no tags", _completion("sad")], emotions=[gold] * 3)
+    assert scores == [0.0, 0.0, 1.0]
+    # half the gold families named, nothing extra: P = 1, R = 1/2
+    assert reward(None, [_completion("sad")], emotions=[["sad", "angry"]])[0] == pytest.approx(0.75)
+    # max_words still scales the score
+    capped = EmotionWheel(per_sample="mean_pr", max_words=2)(None, [_completion(answer)], emotions=[gold])[0]
+    assert capped == pytest.approx(2 / 3 * 2 / 3)
+
+
+def test_per_sample_mean_pr_is_the_first_order_share_of_the_dataset_f():
+    # At mean P = mean R, a change to one sample moves the dataset F by about its (P + R) / 2
+    # change over N; its F1 change misses by more (here: 0.1827 against 0.1875 and 0.1667).
+    golds = [["sad"], ["happy"], ["angry", "sad"], ["scared"]]
+    answers = ["sad, angry", "happy", "angry", "sad"]
+    before = ew_metric(golds, answers)
+    assert before == pytest.approx((0.625, 0.625, 0.625))
+    moved = ew_metric(golds, answers[:3] + ["sad, scared"])[0] - before[0]
+
+    def change(reward):
+        scores = reward(None, [_completion("sad"), _completion("sad, scared")], emotions=[golds[3]] * 2)
+        return (scores[1] - scores[0]) / len(golds)
+
+    assert abs(moved - change(EmotionWheel(per_sample="mean_pr"))) < 0.005 < abs(moved - change(EmotionWheel()))

@@ -34,6 +34,7 @@ VARIANTS = [
     {"template": "facial_cot"}, {"template": "kardia"}, {"template": "calibrated"}, {"template": "emocaliber"},
     {"template": "humanomni"}, {"min_think_words": 5, "max_answer_words": 3, "max_length": 64, "buffer": 0},
     {"level": "level2", "max_words": 3, "family_penalty": 1.0}, {"variant": "community", "max_words": 2},
+    {"per_sample": "mean_pr", "family_penalty": 0.5},
     {"match": "exact"}, {"match": "verbatim", "which": "last", "multiline": False, "fallback": "completion"},
     {"choice_score": "f1"}, {"choice_parse": "humanomni", "choice_score": "f1"}, {"match_names": False},
     {"variant": "facial_r1"}, {"template": "emocaliber", "variant": "emocaliber"}, {"anchor": "prefix", "strip": False},
