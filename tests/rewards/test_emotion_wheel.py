@@ -296,6 +296,7 @@ def test_reward_gold_column_errors():
         ({"wheels": [1, 1]}, "option wheels must be distinct wheel numbers from [1, 2, 3, 4, 5]; got [1, 1]."),
         ({"max_words": 0}, "option max_words must be an integer >= 1 or null; got 0."),
         ({"family_penalty": 2}, "option family_penalty must be a number in [0, 1]; got 2."),
+        ({"per_sample": "f2"}, "option per_sample must be one of 'f1', 'mean_pr'; got 'f2'."),
         ({"answer_span": ""}, "option answer_span must be a span of template 'r1'"),
         ({"label_column": "emotions"}, "has no option 'label_column'. Accepted options: template (default 'r1'), answer_span"),
     ],
