@@ -72,7 +72,8 @@ PUBLISHED = {
     },
     ("affectgpt_r1", "grpo.yaml"): {  # vhzy/HumanOmniV2 affect_r1/run_grpo.sh
         "rewards": [{"name": "emotion_wheel", "weight": 1.0, "variant": "community", "level": "level1",  # :60-61
-                     "wheels": [1, 2, 3, 4, 5], "max_words": None, "family_penalty": 0.0},  # affect_reward.py:61-121
+                     "wheels": [1, 2, 3, 4, 5], "max_words": None, "family_penalty": 0.0,  # affect_reward.py:61-121
+                     "per_sample": "f1"},
                     {"name": "format", "weight": 0.1, "anchor": "prefix", **FORMAT}],  # affect_reward.py:123-129
         "learning_rate": 1e-5, "beta": 0.04, "epsilon": 0.2, "max_completion_length": 1024,  # :45-47, :49
         "num_generations": 8, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,  # :50-52
