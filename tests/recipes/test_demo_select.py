@@ -16,8 +16,8 @@ def test_demo_select_validates_with_the_demo_s_own_stages():
     plans = plan_gpu_pipeline("demo_select")
     select, grpo = plans["select"].stage_config, plans["grpo"].stage_config
     assert plans["sft"].config["training"]["learning_rate"] == 1e-4  # recipes/demo/sft.yaml, unchanged
-    assert (select.training.num_samples, select.training.max_new_tokens) == (grpo.training.num_generations,
-                                                                              grpo.training.max_completion_length)
+    assert (select.training.num_samples, select.training.temperature, select.training.max_new_tokens) == (
+        grpo.training.num_generations, grpo.training.temperature, grpo.training.max_completion_length)
     assert select.recipe.rewards == grpo.recipe.rewards  # a pass is what GRPO rewards
     assert select.training.keep_band == [0.0, 1.0] and select.data.train_split == "train[192:288]"
     assert plans["sft"].stage_config.data.max_train_samples == 192  # so select samples rows SFT did not see
