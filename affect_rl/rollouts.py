@@ -31,7 +31,8 @@ rollouts do on GPUs (TRL corrects for that only with vLLM). ``bench/rollout_spee
 mean per-token log-probability gap on sampled tokens.
 
 Measured (``python bench/rollout_speed.py``; see the README for the table): SmolLM2-135M, 4
-prompts x 4 completions, 48 new tokens, 2-core CPU with avx512_bf16.
+prompts x 4 completions (issue 14's batch, which the bench keeps), 48 new tokens, 2-core CPU with
+avx512_bf16.
 
 Used only on CPUs, without vLLM, continuous batching or a multimodal processor, and never under
 DeepSpeed or FSDP (their engines own the weights; ZeRO-3 and FSDP shard them, so neither a copy
