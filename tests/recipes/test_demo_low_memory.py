@@ -10,7 +10,7 @@ def test_low_memory_demo_changes_only_how_grpo_splits_its_step():
     changed = {key for key, value in before.to_dict().items() if after.to_dict()[key] != value}
     assert changed == {"per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation", "run_name"}
     assert (after.per_device_train_batch_size, after.gradient_accumulation_steps) == (16, 3)
-    # the same rollouts: 48 completions (12 prompts x 4) a step, from the same prompts, rewards and data
+    # each step still learns from 48 completions (12 prompts x 4), with the same rewards, data and model
     assert after.generation_batch_size == before.generation_batch_size == 48
     for part in ("recipe", "data", "model"):
         assert getattr(low["grpo"].stage_config, part) == getattr(demo["grpo"].stage_config, part)
