@@ -80,8 +80,9 @@ class RecipeArguments:
         default=True,
         metadata={
             "help": "On CPU: in the GRPO loss, run each prompt once for its num_generations completions instead of "
-            "once per completion; in SFT, run the prefix every row of a batch shares (the chat template's system "
-            "turn) once (affect_rl/shared_prompts.py). No effect on GPUs or under DeepSpeed or FSDP."
+            "once per completion (with gradient accumulation, each prompt's completions in one micro-batch); in "
+            "SFT, run the prefix every row of a batch shares (the chat template's system turn) once "
+            "(affect_rl/shared_prompts.py). No effect on GPUs or under DeepSpeed or FSDP."
         },
     )
     cpu_loss_kernels: bool = field(

@@ -27,6 +27,15 @@ Measured on the demo's SFT (10 steps of 8 rows, bf16 autocast, 2-core CPU), back
 It applies only to calls it can serve exactly: text ids with an attention mask and labels, no
 activation checkpointing, and a cache made only of full-attention layers (no sliding window or
 linear layers). Any other call runs TRL's forward unchanged.
+
+With gradient accumulation a GRPO rollout is split into micro-batches, and TRL shuffles its rows
+first, so a micro-batch holds a few completions of many prompts: 16 rows drawn from 12 prompts x 4
+hold about 9.8 distinct prompts, not 4. ``shuffle_whole_groups(trainer)`` makes that shuffle move
+whole groups (a random order of prompts, each prompt's completions together). With
+``steps_per_generation`` equal to ``gradient_accumulation_steps`` (TRL's default) every
+micro-batch of a rollout feeds the same optimizer step, so the step is unchanged up to summation order.
+Measured on the low-memory demo (3 micro-batches of 16, fp32, 2-core CPU), the GRPO stage alone: 398 s
+against 498 s with TRL's shuffle.
 """
 
 from __future__ import annotations
@@ -43,8 +52,12 @@ _TEXT_ONLY_KWARGS = frozenset({"output_router_logits"})
 
 def share_prompts_in(trainer) -> None:
     """Share prompts in the forward TRL gave its fused LM head: the trainer's model, or under a LoRA
-    adapter its base model."""
+    adapter its base model; in GRPO, keep each prompt's completions in one micro-batch."""
+    from trl import GRPOTrainer
+
     share_prompt_forward(fused_head_model(trainer))
+    if isinstance(trainer, GRPOTrainer):
+        shuffle_whole_groups(trainer)
 
 
 def share_prompt_forward(model) -> None:
@@ -134,3 +147,42 @@ class _SelectRows(torch.autograd.Function):
     def backward(ctx, grad):
         (rows,) = ctx.saved_tensors
         return torch.stack([grad[rows == source].sum(dim=0) for source in range(ctx.num_sources)]), None
+
+
+def shuffle_whole_groups(trainer) -> bool:
+    """Patch ``trainer`` (a ``GRPOTrainer``) so that the shuffle before each rollout is split into
+    micro-batches moves whole groups; returns whether it applied (only with more than one micro-batch
+    a rollout)."""
+    if trainer.args.steps_per_generation == 1:
+        return False
+    import trl.trainer.grpo_trainer as grpo_trainer
+
+    prepare_inputs = trainer._prepare_inputs
+
+    @functools.wraps(prepare_inputs)
+    def prepare_inputs_shuffling_groups(*args, **kwargs):
+        shuffle, grpo_trainer.shuffle_sequence_dict = grpo_trainer.shuffle_sequence_dict, shuffle_groups
+        try:
+            return prepare_inputs(*args, **kwargs)
+        finally:
+            grpo_trainer.shuffle_sequence_dict = shuffle
+
+    trainer._prepare_inputs = prepare_inputs_shuffling_groups
+    return True
+
+
+def shuffle_groups(batch: dict) -> dict:
+    """TRL's ``shuffle_sequence_dict`` for a GRPO rollout, by group: the rows with the same prompt
+    (``prompt_ids`` and ``prompt_mask``) move together, the groups in a random order (``torch.randperm``,
+    as TRL's), each group's rows in their order."""
+    prompts = torch.cat([batch["prompt_ids"], batch["prompt_mask"].to(batch["prompt_ids"].dtype)], dim=1)
+    _, group = torch.unique(prompts, dim=0, return_inverse=True)
+    group_rank = torch.randperm(int(group.max()) + 1)[group]
+    order = torch.sort(group_rank, stable=True).indices
+
+    def permute(value):
+        if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
+            return value
+        return value[order] if isinstance(value, torch.Tensor) else [value[i] for i in order]
+
+    return {key: permute(value) for key, value in batch.items()}

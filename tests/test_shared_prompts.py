@@ -7,7 +7,7 @@ import trl.trainer.utils as trl_utils
 from tiny_recipes import FIXED_COMPLETIONS, tiny_grpo_trainer, tiny_recipe
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from affect_rl.shared_prompts import share_prompt_forward, shared_prompt_plan
+from affect_rl.shared_prompts import share_prompt_forward, shared_prompt_plan, shuffle_groups
 
 PROMPTS, GENERATIONS, PROMPT_LEN, COMPLETION_LEN = 3, 4, 9, 6
 
@@ -135,6 +135,57 @@ def test_grpo_loss_and_gradients_match_trls_given_the_same_completions(tiny_mode
     assert inputs[0]["advantages"].abs().sum() > 0 and shared.model.lm_head.weight.grad.abs().sum() > 0
     shipped_params = dict(shipped.model.named_parameters())
     for name, param in shared.model.named_parameters():
+        grad = shipped_params[name].grad
+        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
+
+
+def test_shuffle_groups_moves_each_prompts_rows_together_in_a_random_order():
+    prompts = torch.tensor([[5, 6], [7, 8], [5, 6], [9, 9], [7, 8], [9, 9]])  # groups A B A C B C
+    batch = {"prompt_ids": prompts, "prompt_mask": torch.ones_like(prompts), "row": torch.arange(6),
+             "text": list("abcdef"), "num_items_in_batch": torch.tensor(12), "old_per_token_logps": None}
+    orders = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        shuffled = shuffle_groups(batch)
+        rows = shuffled["row"].tolist()
+        assert sorted(rows) == list(range(6)) and shuffled["text"] == ["abcdef"[row] for row in rows]
+        assert torch.equal(shuffled["prompt_ids"], prompts[rows])
+        pairs = [rows[i : i + 2] for i in (0, 2, 4)]  # each group's two rows side by side, in their order
+        assert sorted(pairs) == [[0, 2], [1, 4], [3, 5]]
+        assert shuffled["num_items_in_batch"] == 12 and shuffled["old_per_token_logps"] is None
+        orders.add(tuple(rows))
+    assert len(orders) > 1  # the groups' order is random
+
+
+def test_grpo_micro_batches_hold_whole_groups_with_trls_gradients(tiny_model_dir, emotion_file, tmp_path):
+    """A rollout of 2 prompts x 4 split into 2 micro-batches of one optimizer step: each micro-batch holds
+    one prompt's completions and runs that prompt once; the summed gradients are TRL's."""
+    keys = {**FIXED_COMPLETIONS, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2}
+    grouped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "a", **keys)
+    shipped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "b", share_prompts=False, **keys)
+    rows = [grouped.train_dataset[index] for index in (0, 1)]
+    completions = [[11 + row] * (2 + row % 5) + [2] * (row % 2) for row in range(8)]
+    positions = []
+    grouped.model.get_input_embeddings().register_forward_hook(
+        lambda module, args, output: positions.append(args[0].shape[0]))
+    micro_batches = {}
+    for name, trainer in (("grouped", grouped), ("shipped", shipped)):
+        trainer._generate_single_turn = lambda *args, **kwargs: (completions, None)
+        trainer.current_gradient_accumulation_steps = 2
+        trainer.model.train()
+        torch.manual_seed(1)  # the same shuffle draw for both
+        micro_batches[name] = []
+        for step in range(2):
+            trainer._step = step
+            inputs = trainer._prepare_inputs([dict(row) for row in rows for _ in range(4)])
+            trainer.compute_loss(trainer.model, inputs).backward()
+            micro_batches[name].append(inputs["prompt_ids"])
+    assert all((prompts == prompts[:1]).all() for prompts in micro_batches["grouped"])
+    assert not all((prompts == prompts[:1]).all() for prompts in micro_batches["shipped"])  # TRL's shuffle mixes
+    assert positions == [1, 4, 1, 4]  # per micro-batch: the prompt once, then its 4 completions
+    assert grouped.model.lm_head.weight.grad.abs().sum() > 0
+    shipped_params = dict(shipped.model.named_parameters())
+    for name, param in grouped.model.named_parameters():
         grad = shipped_params[name].grad
         torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
 
