@@ -149,12 +149,11 @@ class _SelectRows(torch.autograd.Function):
         return torch.stack([grad[rows == source].sum(dim=0) for source in range(ctx.num_sources)]), None
 
 
-def shuffle_whole_groups(trainer) -> bool:
+def shuffle_whole_groups(trainer) -> None:
     """Patch ``trainer`` (a ``GRPOTrainer``) so that the shuffle before each rollout is split into
-    micro-batches moves whole groups; returns whether it applied (only with more than one micro-batch
-    a rollout)."""
+    micro-batches moves whole groups; nothing to do with one micro-batch a rollout."""
     if trainer.args.steps_per_generation == 1:
-        return False
+        return
     import trl.trainer.grpo_trainer as grpo_trainer
 
     prepare_inputs = trainer._prepare_inputs
@@ -168,7 +167,6 @@ def shuffle_whole_groups(trainer) -> bool:
             grpo_trainer.shuffle_sequence_dict = shuffle
 
     trainer._prepare_inputs = prepare_inputs_shuffling_groups
-    return True
 
 
 def shuffle_groups(batch: dict) -> dict:
