@@ -109,16 +109,26 @@ def test_grpo_stage_shares_prompts_on_cpu_when_asked(tiny_model_dir, emotion_fil
     assert not wrapped()
 
 
+# 8 ragged completions (2 prompts x 4), odd ones ended by EOS: their lengths, hence length rewards, differ.
+RAGGED_COMPLETIONS = [[11 + row] * (2 + row % 5) + [2] * (row % 2) for row in range(8)]
+
+
+def assert_same_gradients(model, reference):
+    """Every parameter's gradient within 1e-5 (relative to the tensor's largest) of ``reference``'s."""
+    reference_params = dict(reference.named_parameters())
+    for name, param in model.named_parameters():
+        grad = reference_params[name].grad
+        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
+
+
 def test_grpo_loss_and_gradients_match_trls_given_the_same_completions(tiny_model_dir, emotion_file, tmp_path):
     shared = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "a", **FIXED_COMPLETIONS)
     shipped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "b", share_prompts=False, **FIXED_COMPLETIONS)
     rows = [shared.train_dataset[index] for index in (0, 1)]
     batch = [row for row in rows for _ in range(4)]
-    # Ragged completions, odd ones ended by EOS: their lengths, hence length rewards, differ.
-    completions = [[11 + row] * (2 + row % 5) + [2] * (row % 2) for row in range(8)]
     inputs = []
     for trainer in (shared, shipped):
-        trainer._generate_single_turn = lambda *args, **kwargs: (completions, None)
+        trainer._generate_single_turn = lambda *args, **kwargs: (RAGGED_COMPLETIONS, None)
         inputs.append(trainer._generate_and_score_completions([dict(row) for row in batch]))
 
     positions = []
@@ -133,10 +143,7 @@ def test_grpo_loss_and_gradients_match_trls_given_the_same_completions(tiny_mode
     assert positions == [(2, prompt_width - 1), (8, 1 + inputs[0]["completion_ids"].shape[1])]
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
     assert inputs[0]["advantages"].abs().sum() > 0 and shared.model.lm_head.weight.grad.abs().sum() > 0
-    shipped_params = dict(shipped.model.named_parameters())
-    for name, param in shared.model.named_parameters():
-        grad = shipped_params[name].grad
-        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
+    assert_same_gradients(shared.model, shipped.model)
 
 
 def test_shuffle_groups_moves_each_prompts_rows_together_in_a_random_order():
@@ -164,13 +171,12 @@ def test_grpo_micro_batches_hold_whole_groups_with_trls_gradients(tiny_model_dir
     grouped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "a", **keys)
     shipped = tiny_grpo_trainer(tiny_model_dir, emotion_file, tmp_path / "b", share_prompts=False, **keys)
     rows = [grouped.train_dataset[index] for index in (0, 1)]
-    completions = [[11 + row] * (2 + row % 5) + [2] * (row % 2) for row in range(8)]
     positions = []
     grouped.model.get_input_embeddings().register_forward_hook(
         lambda module, args, output: positions.append(args[0].shape[0]))
     micro_batches = {}
     for name, trainer in (("grouped", grouped), ("shipped", shipped)):
-        trainer._generate_single_turn = lambda *args, **kwargs: (completions, None)
+        trainer._generate_single_turn = lambda *args, **kwargs: (RAGGED_COMPLETIONS, None)
         trainer.current_gradient_accumulation_steps = 2
         trainer.model.train()
         torch.manual_seed(1)  # the same shuffle draw for both
@@ -184,10 +190,7 @@ def test_grpo_micro_batches_hold_whole_groups_with_trls_gradients(tiny_model_dir
     assert not all((prompts == prompts[:1]).all() for prompts in micro_batches["shipped"])  # TRL's shuffle mixes
     assert positions == [1, 4, 1, 4]  # per micro-batch: the prompt once, then its 4 completions
     assert grouped.model.lm_head.weight.grad.abs().sum() > 0
-    shipped_params = dict(shipped.model.named_parameters())
-    for name, param in grouped.model.named_parameters():
-        grad = shipped_params[name].grad
-        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
+    assert_same_gradients(grouped.model, shipped.model)
 
 
 def test_sft_runs_the_common_system_turn_once_with_trls_loss_and_gradients(tiny_model_dir, emotion_file, tmp_path,
@@ -218,7 +221,4 @@ def test_sft_runs_the_common_system_turn_once_with_trls_loss_and_gradients(tiny_
         losses.append(loss.detach())
     assert positions == [(1, system_turn), (4, width - system_turn)]
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
-    shipped_params = dict(shipped.model.named_parameters())
-    for name, param in shared.model.named_parameters():
-        grad = shipped_params[name].grad
-        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-5 * grad.abs().max().item(), msg=name)
+    assert_same_gradients(shared.model, shipped.model)
